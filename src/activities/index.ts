@@ -1,0 +1,17 @@
+import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
+import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
+import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
+import { withFailureConversion } from './failures.js';
+
+export type ActivityDeps = RunPodActivityDeps & PodActivityDeps & ResultsActivityDeps;
+
+/** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
+export function createActivities(deps: ActivityDeps) {
+  return withFailureConversion({
+    ...createRunPodActivities(deps),
+    ...createPodActivities(deps),
+    ...createResultsActivities(deps),
+  });
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,5 @@
+export { createPodActivities, sha256File } from './activities.js';
+export type { PodActivityDeps } from './activities.js';
+export { SshPodConnector } from './client.js';
+export type { ExecResult, PodConnector, PodShell } from './client.js';
+export * from './errors.js';

@@ -1,0 +1,57 @@
+/**
+ * Shell fragments run on the pod. Long work runs detached (setsid + nohup, pid file on the volume) so an SSH
+ * drop or a worker crash loses nothing: the next activity attempt finds the pid and re-attaches.
+ */
+
+/** Single-quotes a value for POSIX sh. */
+export function q(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `KEY='v' KEY2='v2' ` prefix; undefined values are left out. */
+export function envPrefix(env: Record<string, string | undefined>): string {
+  return Object.entries(env)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => `${k}=${q(v)} `)
+    .join('');
+}
+
+/** Prints the pod's volume directory: the sandbox sets POD_WORKSPACE, RunPod mounts the volume at a fixed path. */
+export function workspaceProbe(defaultDir: string): string {
+  return `printf '%s' "\${POD_WORKSPACE:-${defaultDir.replace(/[^A-Za-z0-9/._-]/g, '')}}"`;
+}
+
+/**
+ * Starts `command` detached unless the process in `pidFile` is alive. Prints `started <pid>` or `running <pid>`.
+ * setsid puts it in its own session, so closing the SSH channel does not send it SIGHUP.
+ */
+export function startDetached(opts: { command: string; pidFile: string; logFile: string; cwd: string }): string {
+  const { command, pidFile, logFile, cwd } = opts;
+  return [
+    `if [ -f ${q(pidFile)} ] && kill -0 "$(cat ${q(pidFile)})" 2>/dev/null; then echo "running $(cat ${q(pidFile)})"; exit 0; fi`,
+    `cd ${q(cwd)}`,
+    `setsid nohup sh -c ${q(command)} >> ${q(logFile)} 2>&1 < /dev/null &`,
+    `echo $! > ${q(pidFile)}`,
+    `echo "started $!"`,
+  ].join('\n');
+}
+
+/** Prints `alive` or `dead` for the process in `pidFile` (dead when there is no pid file). */
+export function isAlive(pidFile: string): string {
+  return `if [ -f ${q(pidFile)} ] && kill -0 "$(cat ${q(pidFile)})" 2>/dev/null; then echo alive; else echo dead; fi`;
+}
+
+/** Kills the process group started by startDetached, then the pid itself, and removes the pid file. */
+export function killDetached(pidFile: string): string {
+  return [
+    `if [ -f ${q(pidFile)} ]; then p="$(cat ${q(pidFile)})";`,
+    `kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null;`,
+    `for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done;`,
+    `kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; rm -f ${q(pidFile)}; fi; true`,
+  ].join(' ');
+}
+
+/** Last `lines` lines of a file, or nothing. */
+export function tail(file: string, lines = 40): string {
+  return `tail -n ${lines} ${q(file)} 2>/dev/null || true`;
+}

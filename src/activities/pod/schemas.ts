@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+/** Output of `python3 -m harness.verify_model` (pod/harness/verify_model.py). */
+export const VerifyResultSchema = z.object({
+  ok: z.boolean(),
+  commitSha: z.string(),
+  problems: z.array(z.string()),
+  files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+});
+
+/** The `.complete` marker written next to a verified model. */
+export const CompleteMarkerSchema = z.object({
+  repo: z.string(),
+  revision: z.string(),
+  commitSha: z.string(),
+  files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+});
+
+/** `progress.json` of the harness (contract schemaVersion 1). */
+export const HarnessProgressSchema = z.object({
+  state: z.enum(['running', 'done', 'failed']),
+  stage: z.enum(['starting', 'baseline', 'inference', 'finishing']).optional(),
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  tokensPerS: z.number().nullable().optional(),
+  error: z.string().nullable().optional(),
+});
+
+/** vLLM `GET /v1/models`. */
+export const ModelsListSchema = z.object({ data: z.array(z.object({ id: z.string() })) });
+
+/** vLLM `GET /version`. */
+export const VllmVersionSchema = z.object({ version: z.string() });

@@ -1,0 +1,305 @@
+// RunPod REST v2 client: pods only, global fetch, typed errors, no retries (Temporal owns retries).
+import type { z } from 'zod';
+import {
+  RunPodApiError,
+  RunPodNetworkError,
+  RunPodProtocolError,
+  RunPodRateLimitedError,
+  RunPodTimeoutError,
+  classifyHttpError,
+} from './errors.js';
+import { ListPodsResponseSchema, PodSchema, ProblemSchema, V1ErrorSchema } from './schemas.js';
+import type { CreatePodRequest, Pod } from './schemas.js';
+
+/** Per-call options. */
+export interface RunPodRequestOptions {
+  /** Aborts the call (e.g. the activity's `cancellationSignal()`); the abort reason is rethrown as is. */
+  signal?: AbortSignal;
+}
+
+export interface ListPodsOptions extends RunPodRequestOptions {
+  /** Page size sent as `limit` (1-1000); omitted means the server default (1000). */
+  pageSize?: number;
+  /** Also list cluster members (hidden by default). */
+  includeClusterPods?: boolean;
+}
+
+/** What the activities depend on; tests and other transports implement it too. */
+export interface RunPodApi {
+  createPod(request: CreatePodRequest, options?: RunPodRequestOptions): Promise<Pod>;
+  getPod(podId: string, options?: RunPodRequestOptions): Promise<Pod | null>;
+  listPods(options?: ListPodsOptions): Promise<Pod[]>;
+  deletePod(podId: string, options?: RunPodRequestOptions): Promise<boolean>;
+  findPodsByNamePrefix(prefix: string, options?: ListPodsOptions): Promise<Pod[]>;
+  findPodByName(name: string, options?: ListPodsOptions): Promise<Pod | null>;
+}
+
+export interface RunPodClientOptions {
+  apiKey: string;
+  /** Base URL including `/v2`. Default `https://api.runpod.io/v2`. */
+  baseUrl?: string;
+  /** Deadline for one HTTP exchange, body included, in ms. Default 30 000. */
+  timeoutMs?: number;
+  /** Longest `Retry-After` a GET waits out once before failing with RunPodRateLimitedError, in ms. Default 30 000. */
+  maxRetryAfterMs?: number;
+  /** Transport seam; defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export const DEFAULT_RUNPOD_BASE_URL = 'https://api.runpod.io/v2';
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
+// SkyPilot waits 1 s when a 429 has no Retry-After.
+const MISSING_RETRY_AFTER_S = 1;
+// A server that keeps handing out cursors must not loop us for ever.
+const MAX_PAGES = 10_000;
+
+interface RequestArgs<T> {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  schema?: z.ZodType<T>;
+  signal?: AbortSignal | undefined;
+}
+
+interface Response<T> {
+  status: number;
+  data: T | undefined;
+}
+
+export class RunPodClient implements RunPodApi {
+  readonly #apiKey: string;
+  readonly #baseUrl: string;
+  readonly #timeoutMs: number;
+  readonly #maxRetryAfterMs: number;
+  readonly #fetch: typeof fetch;
+
+  constructor(options: RunPodClientOptions) {
+    if (!options.apiKey) throw new TypeError('RunPodClient: apiKey is required');
+    this.#apiKey = options.apiKey;
+    this.#baseUrl = (options.baseUrl ?? DEFAULT_RUNPOD_BASE_URL).replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
+    this.#fetch = options.fetch ?? globalThis.fetch;
+  }
+
+  /**
+   * Creates a pod (`POST /pods`). Never retried here: after a 5xx or a timeout the pod may exist, so look it
+   * up with {@link findPodByName} before creating again.
+   * @param request the create body; `name` should carry a unique token.
+   * @returns the pod as created (status PROVISIONING or already RUNNING, without ports).
+   * @throws RunPodNoCapacityError, RunPodValidationError, RunPodInsufficientBalanceError, RunPodApiError, …
+   */
+  async createPod(request: CreatePodRequest, options: RunPodRequestOptions = {}): Promise<Pod> {
+    const res = await this.#request({ method: 'POST', path: '/pods', body: request, schema: PodSchema, ...options });
+    return this.#required(res, 'POST', '/pods');
+  }
+
+  /**
+   * Reads one pod (`GET /pods/{id}`).
+   * @returns the pod, or null when RunPod answers 404 (terminated, vanished or never existed).
+   */
+  async getPod(podId: string, options: RunPodRequestOptions = {}): Promise<Pod | null> {
+    const path = `/pods/${encodeURIComponent(podId)}`;
+    try {
+      const res = await this.#request({ method: 'GET', path, schema: PodSchema, ...options });
+      return this.#required(res, 'GET', path);
+    } catch (err) {
+      if (err instanceof RunPodApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * Lists every pod (`GET /pods`), following cursor pagination to the end. A response without
+   * `pagination` (spec 2.9) is the last page. Newest first.
+   */
+  async listPods(options: ListPodsOptions = {}): Promise<Pod[]> {
+    const pods: Pod[] = [];
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const res = await this.#request({
+        method: 'GET',
+        path: '/pods',
+        query: {
+          limit: options.pageSize === undefined ? undefined : String(options.pageSize),
+          cursor,
+          includeClusterPods: options.includeClusterPods ? 'true' : undefined,
+        },
+        schema: ListPodsResponseSchema,
+        signal: options.signal,
+      });
+      const body = this.#required(res, 'GET', '/pods');
+      pods.push(...body.pods);
+      const next = body.pagination?.hasNextPage ? body.pagination.nextCursor : undefined;
+      if (!next) return pods;
+      if (seen.has(next)) throw new RunPodProtocolError('GET /pods returned the same cursor twice', { path: '/pods' });
+      seen.add(next);
+      cursor = next;
+    }
+    throw new RunPodProtocolError(`GET /pods: more than ${MAX_PAGES} pages`, { path: '/pods' });
+  }
+
+  /**
+   * Terminates a pod (`DELETE /pods/{id}`). Idempotent: a 404 means it is already gone.
+   * @returns true when the pod existed and was terminated now, false when it was already gone.
+   */
+  async deletePod(podId: string, options: RunPodRequestOptions = {}): Promise<boolean> {
+    const path = `/pods/${encodeURIComponent(podId)}`;
+    try {
+      await this.#request({ method: 'DELETE', path, ...options });
+      return true;
+    } catch (err) {
+      if (err instanceof RunPodApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** All pods whose name starts with `prefix`, newest first. v2 has no server-side filter, so this lists everything. */
+  async findPodsByNamePrefix(prefix: string, options: ListPodsOptions = {}): Promise<Pod[]> {
+    return (await this.listPods(options)).filter((p) => p.name.startsWith(prefix));
+  }
+
+  /**
+   * The newest pod named exactly `name`, or null. Names are not unique on RunPod; callers that put a unique
+   * token in the name (see createPod) get at most one.
+   */
+  async findPodByName(name: string, options: ListPodsOptions = {}): Promise<Pod | null> {
+    return (await this.listPods(options)).find((p) => p.name === name) ?? null;
+  }
+
+  #required<T>(res: Response<T>, method: string, path: string): T {
+    if (res.data === undefined) {
+      throw new RunPodProtocolError(`${method} ${path}: ${res.status} with an empty body`, {
+        status: res.status,
+        method,
+        path,
+      });
+    }
+    return res.data;
+  }
+
+  async #request<T>(args: RequestArgs<T>): Promise<Response<T>> {
+    // Honour Retry-After at most once, and only on reads: a POST is never repeated by the client.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#once(args);
+      } catch (err) {
+        if (!(err instanceof RunPodRateLimitedError) || args.method !== 'GET' || attempt > 1) throw err;
+        const waitMs = (err.retryAfterS ?? MISSING_RETRY_AFTER_S) * 1000;
+        if (waitMs > this.#maxRetryAfterMs) throw err;
+        await sleepMs(waitMs, args.signal);
+      }
+    }
+  }
+
+  async #once<T>(args: RequestArgs<T>): Promise<Response<T>> {
+    const { method, path, signal } = args;
+    const url = new URL(this.#baseUrl + path);
+    for (const [k, v] of Object.entries(args.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.#apiKey}`,
+      accept: 'application/json, application/problem+json',
+    };
+    if (args.body !== undefined) headers['content-type'] = 'application/json';
+
+    let status: number;
+    let text: string;
+    let requestId: string | undefined;
+    let retryAfter: string | null;
+    try {
+      const res = await this.#fetch(url, {
+        method,
+        headers,
+        body: args.body === undefined ? undefined : JSON.stringify(args.body),
+        signal: combined,
+      });
+      status = res.status;
+      requestId = res.headers.get('x-request-id') ?? undefined;
+      retryAfter = res.headers.get('retry-after');
+      text = await res.text();
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const ctx = { status: null, method, path, cause: err };
+      if (timeout.aborted) throw new RunPodTimeoutError({ ...ctx, detail: `no response within ${this.#timeoutMs} ms` });
+      throw new RunPodNetworkError({ ...ctx, detail: errorText(err) });
+    }
+
+    if (status >= 200 && status < 300) {
+      if (!args.schema || text.trim() === '') return { status, data: undefined };
+      const parsed = args.schema.safeParse(parseJson(text));
+      if (!parsed.success) {
+        throw new RunPodProtocolError(`${method} ${path}: unexpected response body: ${parsed.error.message}`, {
+          status,
+          method,
+          path,
+          cause: parsed.error,
+        });
+      }
+      return { status, data: parsed.data };
+    }
+    throw classifyHttpError({ status, method, path, requestId, ...problemOf(text, status) }, parseRetryAfterS(retryAfter));
+  }
+}
+
+function problemOf(text: string, status: number): { detail: string; title?: string; errors?: string[] } {
+  const json = parseJson(text);
+  const problem = ProblemSchema.safeParse(json);
+  if (problem.success && (problem.data.detail !== undefined || problem.data.title !== undefined)) {
+    return {
+      detail: problem.data.detail ?? problem.data.title ?? `HTTP ${status}`,
+      title: problem.data.title,
+      errors: problem.data.errors,
+    };
+  }
+  // A v1-shaped body means the base URL points at v1; keep the text so the message says so.
+  const v1 = V1ErrorSchema.safeParse(json);
+  if (v1.success) return { detail: `${v1.data.error} (v1-shaped error body: is baseUrl a v1 host?)` };
+  return { detail: text.trim().slice(0, 500) || `HTTP ${status}` };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `Retry-After` is integer seconds per the spec; an HTTP date is tolerated. */
+function parseRetryAfterS(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const s = Number(header);
+  if (Number.isFinite(s) && s >= 0) return s;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  // undici hides the socket error (ECONNREFUSED, …) in `cause`.
+  const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+  return `${err.message}${cause}`;
+}
+
+function sleepMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,23 @@
+// Public surface of the RunPod system: the client, its interface, the typed errors and the pure helpers.
+export { RunPodClient, DEFAULT_RUNPOD_BASE_URL } from './client.js';
+export type { RunPodApi, RunPodClientOptions, RunPodRequestOptions, ListPodsOptions } from './client.js';
+export {
+  RunPodErrorNames,
+  RunPodApiError,
+  RunPodNoCapacityError,
+  RunPodRateLimitedError,
+  RunPodInsufficientBalanceError,
+  RunPodUnauthorizedError,
+  RunPodForbiddenError,
+  RunPodValidationError,
+  RunPodNotFoundError,
+  RunPodConflictError,
+  RunPodServerError,
+  RunPodTimeoutError,
+  RunPodNetworkError,
+  RunPodProtocolError,
+  isNoCapacity,
+} from './errors.js';
+export type { RunPodErrorKind, RunPodErrorContext } from './errors.js';
+export { PodSchema, ListPodsResponseSchema, ProblemSchema, toPhase, podSshEndpoint } from './schemas.js';
+export type { Pod, ListPodsResponse, Problem, CreatePodRequest, PodPhase, PodSshEndpoint } from './schemas.js';

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** The worker's and CLI's environment. Secrets live here and only here, never in workflow inputs. */
+export const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Web UI base, printed next to workflow ids. */
+  TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
+  TASK_QUEUE: z.string().min(1).default('gpu-study'),
+
+  RUNPOD_API_KEY: z.string().min(1).optional(),
+  RUNPOD_BASE_URL: z.url().default('https://api.runpod.io/v2'), // REST v2; v1 retired 2026-11-15
+  RUNPOD_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+
+  /** Private key the worker logs in to pods with; its `.pub` twin is sent as the pod's PUBLIC_KEY. */
+  SSH_PRIVATE_KEY_PATH: z.string().min(1).optional(),
+  SSH_PUBLIC_KEY_PATH: z.string().min(1).optional(),
+  SSH_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(20_000),
+
+  /** Passed to `hf download` on the pod; unset means huggingface.co. */
+  HF_ENDPOINT: z.url().optional(),
+  HF_TOKEN: z.string().min(1).optional(),
+
+  /** Where the worker resolves study-relative files (dataset, prompts) and writes results. */
+  PROJECT_ROOT: z.string().min(1).optional(),
+  RESULTS_DIR: z.string().min(1).default('results'),
+
+  /** Poll interval of long pod-side steps (download, vLLM start, inference). */
+  POD_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+  /** A download that writes no byte for this long is killed and retried. */
+  DOWNLOAD_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5 * 60_000),
+
+  /** The embedded sandbox: emulated RunPod, local HF server, simulated vLLM. */
+  SANDBOX: z.stringbool().default(false),
+});
+
+export type Env = z.infer<typeof EnvSchema> & { SSH_PRIVATE_KEY_PATH: string; PROJECT_ROOT: string };
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Pure: the same env and cwd always give the same config. Fails with every problem named. */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Env {
+  const r = EnvSchema.safeParse(env);
+  if (!r.success) throw new ConfigError(`invalid environment:\n${z.prettifyError(r.error)}`);
+  if (!r.data.SANDBOX && !r.data.RUNPOD_API_KEY) {
+    throw new ConfigError('RUNPOD_API_KEY is not set: a real run needs a RunPod API key (or use --sandbox).');
+  }
+  return {
+    ...r.data,
+    SSH_PRIVATE_KEY_PATH: r.data.SSH_PRIVATE_KEY_PATH ?? `${env.HOME ?? ''}/.ssh/id_ed25519`,
+    PROJECT_ROOT: r.data.PROJECT_ROOT ?? cwd,
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Failure type names, shared by activities (which throw them as ApplicationFailure types) and workflows
+ * (which list the non-retryable ones). Workflows import this file, so it must stay free of I/O.
+ */
+export const ErrorTypes = {
+  // RunPod (names match the classes in src/activities/runpod/errors.ts)
+  NoCapacity: 'RunPodNoCapacityError',
+  RunPodUnauthorized: 'RunPodUnauthorizedError',
+  RunPodForbidden: 'RunPodForbiddenError',
+  RunPodBalance: 'RunPodInsufficientBalanceError',
+  RunPodValidation: 'RunPodValidationError',
+  PodNotReady: 'PodNotReadyError',
+  PodGone: 'PodGoneError',
+  // Pod over SSH (src/activities/pod/errors.ts)
+  Ssh: 'SshError',
+  RemoteCommand: 'RemoteCommandError',
+  DownloadFailed: 'DownloadFailedError',
+  DownloadVerification: 'DownloadVerificationError',
+  ModelDoesNotFit: 'ModelDoesNotFitError',
+  VllmStartFailed: 'VllmStartFailedError',
+  HarnessFailed: 'HarnessFailedError',
+  HarnessContract: 'HarnessContractError',
+  TransferChecksum: 'TransferChecksumError',
+} as const;
+
+export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
+
+/** Failures that no retry can fix: a person has to change the study, the account or the code. */
+export const NON_RETRYABLE_ERROR_TYPES: string[] = [
+  ErrorTypes.RunPodUnauthorized,
+  ErrorTypes.RunPodBalance,
+  ErrorTypes.RunPodValidation,
+  ErrorTypes.PodGone,
+  ErrorTypes.ModelDoesNotFit,
+  ErrorTypes.HarnessContract,
+];

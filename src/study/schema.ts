@@ -1,0 +1,179 @@
+import { z } from 'zod';
+
+/**
+ * The study file: phases, models, prompt strategies, where each phase runs and with which settings.
+ * Pure (no I/O) so workflows can import the inferred types. Units are in field names.
+ */
+
+const positiveInt = z.number().int().positive();
+
+export const SamplingSchema = z
+  .object({
+    temperature: z.number().min(0).max(2),
+    topP: z.number().gt(0).max(1),
+    topK: z.number().int().min(-1),
+    minP: z.number().min(0).max(1).default(0),
+    maxTokens: positiveInt,
+    seed: z.number().int().nonnegative(),
+  })
+  .strict();
+
+export const VllmSettingsSchema = z
+  .object({
+    /** Pinned vLLM version installed on the pod (recorded in every manifest). */
+    version: z.string().min(1),
+    dtype: z.enum(['bfloat16', 'float16', 'auto']).default('bfloat16'),
+    maxModelLen: positiveInt,
+    maxNumSeqs: positiveInt,
+    maxNumBatchedTokens: positiveInt,
+    seed: z.number().int().nonnegative(),
+    gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9),
+    /** Defaults to the pod's GPU count (the winning candidate's `gpuCount`). */
+    tensorParallelSize: positiveInt.optional(),
+    enablePrefixCaching: z.boolean(),
+    port: positiveInt.default(8000),
+    startupTimeoutMs: positiveInt.default(30 * 60_000),
+  })
+  .strict();
+
+export const HarnessSettingsSchema = z
+  .object({
+    concurrency: positiveInt,
+    /** Idle seconds measured with vLLM loaded, before each run, on the same pod. */
+    baselineSeconds: z.number().int().nonnegative(),
+    requestTimeoutS: positiveInt.default(600),
+    /** Evaluate only the first N unique samples (smoke runs); null = all. */
+    limit: positiveInt.nullable().default(null),
+  })
+  .strict();
+
+export const CodeCarbonSettingsSchema = z
+  .object({
+    countryIsoCode: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 3166-1 alpha-3 code such as USA'),
+    measurePowerSecs: z.number().positive().default(1),
+    trackingMode: z.enum(['machine', 'process']).default('machine'),
+  })
+  .strict();
+
+export const GpuCandidateSchema = z
+  .object({
+    /** RunPod GPU type id, exact spelling (e.g. `NVIDIA H100 80GB HBM3`). */
+    gpuTypeId: z.string().min(1),
+    gpuCount: positiveInt.default(1),
+    /** Data centers to allow for this candidate; empty lets RunPod choose. */
+    dataCenterIds: z.array(z.string().min(1)).default([]),
+    cloud: z.enum(['SECURE', 'COMMUNITY']).default('SECURE'),
+  })
+  .strict();
+
+export const RunPodTargetSchema = z
+  .object({
+    kind: z.literal('runpod'),
+    /** Ordered: the reserve step tries them in this order, one create each. */
+    candidates: z.array(GpuCandidateSchema).min(1),
+    image: z.string().min(1),
+    containerDiskGb: positiveInt,
+    volumeGb: z.number().int().min(10),
+    volumeMountPath: z.string().startsWith('/').default('/workspace'),
+    podReadyTimeoutMs: positiveInt.default(20 * 60_000),
+  })
+  .strict();
+
+/** A machine the team already has (phase 1): no reservation, no termination. */
+export const SshHostTargetSchema = z
+  .object({
+    kind: z.literal('ssh-host'),
+    host: z.string().min(1),
+    port: positiveInt.default(22),
+    username: z.string().min(1),
+    gpuIndex: z.number().int().nonnegative().default(0),
+    workspaceDir: z.string().startsWith('/'),
+  })
+  .strict();
+
+export const ModelSchema = z
+  .object({
+    repoId: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name'),
+    /** A commit sha pins the weights; a branch name is resolved and the sha recorded in the manifest. */
+    revision: z.string().min(1).default('main'),
+    thinking: z.boolean().default(false),
+    /** vLLM reasoning parser; only thinking models get one. */
+    reasoningParser: z.string().min(1).optional(),
+    sampling: SamplingSchema,
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.reasoningParser && !m.thinking) {
+      ctx.addIssue({ code: 'custom', path: ['reasoningParser'], message: 'only thinking models take a reasoning parser' });
+    }
+  });
+
+export const PromptStrategySchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes'),
+    templatePath: z.string().min(1),
+    /** Few-shot examples; they must not come from the evaluated dataset (checked at start and on the pod). */
+    fewShotExamplesPath: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const PhaseSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9]+$/, 'lower-case letters and digits'),
+    description: z.string().default(''),
+    models: z.array(ModelSchema).min(1),
+    target: z.discriminatedUnion('kind', [RunPodTargetSchema, SshHostTargetSchema]),
+    /** How many models of this phase run at the same time (each on its own pod). */
+    maxConcurrentSessions: positiveInt.default(1),
+    /** Overrides of the study-wide settings for this phase. */
+    vllm: VllmSettingsSchema.partial().optional(),
+    harness: HarnessSettingsSchema.partial().optional(),
+  })
+  .strict();
+
+export const StudySchema = z
+  .object({
+    study: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes'),
+    description: z.string().default(''),
+    datasetPath: z.string().min(1),
+    prompts: z.array(PromptStrategySchema).min(1),
+    vllm: VllmSettingsSchema,
+    harness: HarnessSettingsSchema,
+    codecarbon: CodeCarbonSettingsSchema,
+    phases: z.array(PhaseSchema).min(1),
+    /** Set by the sandbox overlay: results are marked simulated and never mix with real ones. */
+    simulated: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const seen = new Set<string>();
+    s.phases.forEach((p, i) => {
+      if (seen.has(p.id)) ctx.addIssue({ code: 'custom', path: ['phases', i, 'id'], message: `duplicate phase ${p.id}` });
+      seen.add(p.id);
+    });
+    const names = new Set<string>();
+    s.prompts.forEach((p, i) => {
+      if (names.has(p.name))
+        ctx.addIssue({ code: 'custom', path: ['prompts', i, 'name'], message: `duplicate prompt ${p.name}` });
+      names.add(p.name);
+    });
+  });
+
+export type Sampling = z.infer<typeof SamplingSchema>;
+export type VllmSettings = z.infer<typeof VllmSettingsSchema>;
+export type HarnessSettings = z.infer<typeof HarnessSettingsSchema>;
+export type CodeCarbonSettings = z.infer<typeof CodeCarbonSettingsSchema>;
+export type GpuCandidate = z.infer<typeof GpuCandidateSchema>;
+export type RunPodTarget = z.infer<typeof RunPodTargetSchema>;
+export type SshHostTarget = z.infer<typeof SshHostTargetSchema>;
+export type ModelSpec = z.infer<typeof ModelSchema>;
+export type PromptStrategy = z.infer<typeof PromptStrategySchema>;
+export type Phase = z.infer<typeof PhaseSchema>;
+export type Study = z.infer<typeof StudySchema>;
+
+/** Effective settings of one phase: study-wide values with the phase's overrides on top. Pure. */
+export function phaseSettings(study: Study, phaseId: string): { phase: Phase; vllm: VllmSettings; harness: HarnessSettings } {
+  const phase = study.phases.find((p) => p.id === phaseId);
+  if (!phase) throw new Error(`unknown phase ${phaseId} (study ${study.study} has: ${study.phases.map((p) => p.id).join(', ')})`);
+  return { phase, vllm: { ...study.vllm, ...phase.vllm }, harness: { ...study.harness, ...phase.harness } };
+}

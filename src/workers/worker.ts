@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { SshPodConnector } from '../activities/pod/client.js';
+import { RunPodClient } from '../activities/runpod/client.js';
+import type { Env } from '../config.js';
+
+/** The pod harness shipped to every pod (Python package `harness`). */
+export const HARNESS_DIR = fileURLToPath(new URL('../../pod/harness', import.meta.url));
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** The composition root: config -> clients -> activities -> Worker. Nothing else constructs clients. */
+export async function createWorker(config: Env, connection?: NativeConnection): Promise<Worker> {
+  const conn = connection ?? (await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }));
+  const runpod = new RunPodClient({
+    apiKey: config.RUNPOD_API_KEY ?? '',
+    baseUrl: config.RUNPOD_BASE_URL,
+    timeoutMs: config.RUNPOD_TIMEOUT_MS,
+  });
+  const connector = new SshPodConnector({
+    privateKeyPath: config.SSH_PRIVATE_KEY_PATH,
+    connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+  });
+  const publicKey = readFileSync(config.SSH_PUBLIC_KEY_PATH ?? `${config.SSH_PRIVATE_KEY_PATH}.pub`, 'utf8').trim();
+  const activities = createActivities({
+    runpod,
+    connector,
+    publicKey,
+    projectRoot: config.PROJECT_ROOT,
+    harnessDir: HARNESS_DIR,
+    resultsDir: resolve(config.PROJECT_ROOT, config.RESULTS_DIR),
+    pollIntervalMs: config.POD_POLL_INTERVAL_MS,
+    downloadStallTimeoutMs: config.DOWNLOAD_STALL_TIMEOUT_MS,
+    ...(config.HF_ENDPOINT ? { hfEndpoint: config.HF_ENDPOINT } : {}),
+    ...(config.HF_TOKEN ? { hfToken: config.HF_TOKEN } : {}),
+  });
+  return Worker.create({
+    connection: conn,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TASK_QUEUE,
+    workflowsPath: WORKFLOWS_PATH,
+    activities,
+    // Give in-flight activities a moment to notice cancellation and record a last heartbeat.
+    shutdownGraceTime: '10s',
+  });
+}

@@ -1,0 +1,4 @@
+// The workflow bundle's entry point: workflow functions only.
+export { studyWorkflow } from './study.js';
+export { phaseWorkflow } from './phase.js';
+export { podSessionWorkflow } from './pod-session.js';
