@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-time set-up after `npm install`: the pod harness venv and the Temporal CLI (dev server).
+# Idempotent and cached: reruns skip what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
+  echo "error: sshd not found. The sandbox runs every pod as a real OpenSSH server:" >&2
+  echo "       install the Debian package openssh-server (sudo apt-get install openssh-server)." >&2
+  exit 1
+fi
+
+# Python venv for the pod harness (CodeCarbon 2.7.1, huggingface_hub with the hf CLI, pytest).
+stamp=.venv/.requirements.sha256
+want=$(cat pod/requirements.txt pod/requirements-dev.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv for the pod harness"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r pod/requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+.venv/bin/python -c "import codecarbon; assert codecarbon.__version__ == '2.7.1', codecarbon.__version__"
+
+# Temporal CLI: v1.5.1 is the newest tag `go install` accepts (later tags carry replace directives).
+if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+  echo "setup: using TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH"
+elif command -v temporal >/dev/null 2>&1; then
+  echo "setup: using $(command -v temporal)"
+elif [ ! -x .tools/bin/temporal ]; then
+  echo "setup: building the Temporal CLI v1.5.1 with Go into .tools/bin (a few minutes, once)"
+  GOBIN="$PWD/.tools/bin" go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+echo "setup: done"

@@ -1,0 +1,113 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { InferenceHeartbeat, PodSessionProgress, StudyProgress } from '../shared/types.js';
+
+/** Outcome of following a study: where it stopped and whether that is a success. */
+export type FollowOutcome = 'at-gate' | 'done' | 'stopped' | 'failed' | 'detached';
+
+export interface SessionView {
+  workflowId: string;
+  progress: PodSessionProgress | null;
+  inference: InferenceHeartbeat | null;
+  activity: string | null;
+}
+
+/** Pod cost so far: cost per hour x time since create (to termination once terminated). */
+export function podCostUsd(p: PodSessionProgress, nowMs: number): number {
+  if (!p.podCreatedAt) return 0;
+  const end = p.podTerminatedAt ? Date.parse(p.podTerminatedAt) : nowMs;
+  return (p.costPerHr * Math.max(0, end - Date.parse(p.podCreatedAt))) / 3_600_000;
+}
+
+/** One line per model: stage, samples done / total, pod and cost so far. */
+export function formatSession(v: SessionView, nowMs: number): string {
+  const p = v.progress;
+  if (!p) return `  ${v.workflowId}: not started yet`;
+  const model = p.model.split('/').pop() ?? p.model;
+  const parts = [`${model}: ${p.stage}${p.prompt && p.stage === 'inference' ? ` (${p.prompt})` : ''}`];
+  if (v.inference && p.stage === 'inference') {
+    const tps = v.inference.tokensPerS ? `, ${Math.round(v.inference.tokensPerS)} tok/s` : '';
+    parts.push(`${v.inference.stage} ${v.inference.done}/${v.inference.total} samples${tps}`);
+  }
+  parts.push(`runs ${p.runsDone}/${p.runsTotal}`);
+  if (p.gpu) parts.push(p.gpu);
+  if (p.podId) parts.push(`pod ${p.podId}`);
+  parts.push(`cost $${podCostUsd(p, nowMs).toFixed(4)}`);
+  if (p.error) parts.push(`error: ${p.error}`);
+  return `  ${parts.join(' | ')}`;
+}
+
+/** Reads a session's query state plus the live heartbeat of its running activity (samples done / total). */
+async function viewSession(client: Client, workflowId: string): Promise<SessionView> {
+  const handle = client.workflow.getHandle(workflowId);
+  try {
+    const [progress, desc] = await Promise.all([
+      handle.query<PodSessionProgress>('sessionProgress'),
+      handle.describe(),
+    ]);
+    const pending = desc.raw.pendingActivities?.[0];
+    let inference: InferenceHeartbeat | null = null;
+    const payload = pending?.heartbeatDetails?.payloads?.[0];
+    if (pending?.activityType?.name === 'runInference' && payload) {
+      inference = defaultPayloadConverter.fromPayload<InferenceHeartbeat>(payload);
+    }
+    return { workflowId, progress, inference, activity: pending?.activityType?.name ?? null };
+  } catch {
+    return { workflowId, progress: null, inference: null, activity: null };
+  }
+}
+
+/**
+ * Prints progress until the study waits at a gate, finishes or fails. Ctrl-C only stops following: the
+ * workflow keeps running on the server.
+ */
+export async function followStudy(opts: {
+  client: Client;
+  handle: WorkflowHandle;
+  intervalMs?: number;
+  print?: (line: string) => void;
+}): Promise<FollowOutcome> {
+  const print = opts.print ?? ((l: string) => console.log(l));
+  let detached = false;
+  const onSigint = () => {
+    detached = true;
+  };
+  process.once('SIGINT', onSigint);
+  let lastKey = '';
+  let lastPrintMs = 0;
+  try {
+    for (;;) {
+      if (detached) return 'detached';
+      const desc = await opts.handle.describe();
+      if (desc.status.name !== 'RUNNING') {
+        if (desc.status.name === 'COMPLETED') {
+          const result = (await opts.handle.result()) as { stoppedAt: string | null };
+          return result.stoppedAt ? 'stopped' : 'done';
+        }
+        print(`workflow ${desc.status.name.toLowerCase()}`);
+        return 'failed';
+      }
+      const study = await opts.handle.query<StudyProgress>('studyProgress').catch(() => null);
+      if (study) {
+        const sessions = await Promise.all(study.sessionWorkflowIds.map((id) => viewSession(opts.client, id)));
+        const now = Date.now();
+        const block = [
+          `[${study.phase ?? '-'}] ${study.phaseState}`,
+          ...sessions.map((s) => formatSession(s, now)),
+        ].join('\n');
+        // Print on any change of state, and every 15 s anyway so the cost stays current.
+        const key = block.replace(/cost \$[\d.]+/g, '');
+        if (key !== lastKey || now - lastPrintMs > 15_000) {
+          print(`${new Date(now).toISOString().slice(11, 19)} ${block}`);
+          lastKey = key;
+          lastPrintMs = now;
+        }
+        if (study.phaseState === 'waiting-at-gate') return 'at-gate';
+      }
+      await delay(opts.intervalMs ?? 2_000);
+    }
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+describe('loadConfig', () => {
+  it('refuses a real run without RUNPOD_API_KEY and says so', () => {
+    expect(() => loadConfig({ HOME: '/home/x' })).toThrow(ConfigError);
+    expect(() => loadConfig({ HOME: '/home/x' })).toThrow(/RUNPOD_API_KEY is not set/);
+  });
+
+  it('fills defaults from HOME and the working directory', () => {
+    const c = loadConfig({ HOME: '/home/x', RUNPOD_API_KEY: 'k' }, '/proj');
+    expect(c.SSH_PRIVATE_KEY_PATH).toBe('/home/x/.ssh/id_ed25519');
+    expect(c.PROJECT_ROOT).toBe('/proj');
+    expect(c.RUNPOD_BASE_URL).toBe('https://api.runpod.io/v2');
+    expect(c.SANDBOX).toBe(false);
+  });
+
+  it('parses booleans strictly and names bad values', () => {
+    expect(loadConfig({ SANDBOX: 'true' }).SANDBOX).toBe(true);
+    expect(() => loadConfig({ SANDBOX: 'yes please' })).toThrow(/SANDBOX/);
+    expect(() => loadConfig({ SANDBOX: 'true', POD_POLL_INTERVAL_MS: '-5' })).toThrow(/POD_POLL_INTERVAL_MS/);
+  });
+});
