@@ -126,10 +126,10 @@ function readDaemonInfo(paths: SandboxPaths): DaemonInfo | null {
   return r.success ? r.data : null;
 }
 
-async function ensureDaemon(paths: SandboxPaths, log: (l: string) => void): Promise<DaemonInfo> {
+async function ensureDaemon(paths: SandboxPaths, log: (l: string) => void): Promise<{ info: DaemonInfo; restarted: boolean }> {
   const alive = pidAlive(join(paths.dir, 'daemon.pid'));
   const info = readDaemonInfo(paths);
-  if (alive && info && info.pid === alive) return info;
+  if (alive && info && info.pid === alive) return { info, restarted: false };
   rmSync(paths.daemonInfo, { force: true });
   log('starting sandbox daemon (RunPod emulator with sshd pods, Hugging Face file server)');
   spawnDetached({
@@ -141,7 +141,7 @@ async function ensureDaemon(paths: SandboxPaths, log: (l: string) => void): Prom
   await waitFor('sandbox daemon', () => readDaemonInfo(paths) !== null, 60_000, join(paths.dir, 'daemon.log'));
   const ready = readDaemonInfo(paths);
   if (!ready) throw new Error('sandbox daemon wrote no info');
-  return ready;
+  return { info: ready, restarted: true };
 }
 
 /** The worker's environment in the sandbox: the same code as production, other endpoints. */
@@ -159,7 +159,20 @@ export function sandboxWorkerEnv(paths: SandboxPaths, info: DaemonInfo): NodeJS.
   };
 }
 
-async function ensureWorker(paths: SandboxPaths, info: DaemonInfo, log: (l: string) => void) {
+async function stopProcess(paths: SandboxPaths, name: string, log?: (l: string) => void) {
+  const pidFile = join(paths.dir, `${name}.pid`);
+  const pid = pidAlive(pidFile);
+  if (pid) {
+    log?.(`stopping ${name} (pid ${pid})`);
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 60 && pidAlive(pidFile); i++) await delay(250);
+  }
+  rmSync(pidFile, { force: true });
+}
+
+async function ensureWorker(paths: SandboxPaths, info: DaemonInfo, restart: boolean, log: (l: string) => void) {
+  // A worker started against an earlier daemon knows stale emulator and HF addresses.
+  if (restart) await stopProcess(paths, 'worker', log);
   if (pidAlive(join(paths.dir, 'worker.pid'))) return;
   log('starting worker');
   spawnDetached({
@@ -179,21 +192,14 @@ export async function ensureSandbox(opts: { rootDir: string; log?: (l: string) =
   mkdirSync(paths.dir, { recursive: true });
   ensureSshKey(paths);
   await ensureTemporal(paths, log);
-  const info = await ensureDaemon(paths, log);
-  await ensureWorker(paths, info, log);
+  const { info, restarted } = await ensureDaemon(paths, log);
+  await ensureWorker(paths, info, restarted, log);
   return { paths, info, temporalAddress: `127.0.0.1:${SANDBOX_TEMPORAL_PORT}` };
 }
 
 /** Stops the worker, the daemon (which terminates its pods' sshd) and the dev server. */
 export async function stopSandbox(opts: { rootDir: string; log?: (l: string) => void }) {
   const paths = sandboxPaths(opts.rootDir);
-  for (const name of ['worker', 'daemon', 'temporal']) {
-    const pid = pidAlive(join(paths.dir, `${name}.pid`));
-    if (!pid) continue;
-    opts.log?.(`stopping ${name} (pid ${pid})`);
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 40 && pidAlive(join(paths.dir, `${name}.pid`)); i++) await delay(250);
-    rmSync(join(paths.dir, `${name}.pid`), { force: true });
-  }
+  for (const name of ['worker', 'daemon', 'temporal']) await stopProcess(paths, name, opts.log);
   rmSync(paths.daemonInfo, { force: true });
 }

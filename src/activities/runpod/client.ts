@@ -242,7 +242,10 @@ export class RunPodClient implements RunPodApi {
       }
       return { status, data: parsed.data };
     }
-    throw classifyHttpError({ status, method, path, requestId, ...problemOf(text, status) }, parseRetryAfterS(retryAfter));
+    throw classifyHttpError(
+      { status, method, path, requestId, ...problemOf(text, status) },
+      parseRetryAfterS(retryAfter),
+    );
   }
 }
 

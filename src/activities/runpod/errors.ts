@@ -161,10 +161,7 @@ export class RunPodProtocolError extends Error {
   readonly status: number | undefined;
   readonly method: string | undefined;
   readonly path: string | undefined;
-  constructor(
-    message: string,
-    ctx: { status?: number; method?: string; path?: string; cause?: unknown } = {},
-  ) {
+  constructor(message: string, ctx: { status?: number; method?: string; path?: string; cause?: unknown } = {}) {
     super(message, { cause: ctx.cause });
     this.status = ctx.status;
     this.method = ctx.method;
@@ -187,7 +184,8 @@ export function isNoCapacity(status: number, detail: string): boolean {
  */
 export function classifyHttpError(ctx: RunPodErrorContext & { status: number }, retryAfterS?: number): RunPodApiError {
   const { status } = ctx;
-  if (status === 400) return isNoCapacity(status, ctx.detail) ? new RunPodNoCapacityError(ctx) : new RunPodValidationError(ctx);
+  if (status === 400)
+    return isNoCapacity(status, ctx.detail) ? new RunPodNoCapacityError(ctx) : new RunPodValidationError(ctx);
   if (status === 401) return new RunPodUnauthorizedError(ctx);
   if (status === 402) return new RunPodInsufficientBalanceError(ctx);
   if (status === 403) return new RunPodForbiddenError(ctx);

@@ -1,0 +1,215 @@
+"""End-to-end harness runs against the simulated vLLM: outputs, resume, the stale lock, thinking, crashes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import (
+    PROMPTS,
+    Sim,
+    child_env,
+    dataset_rows,
+    launch_sim,
+    read_json,
+    read_predictions,
+    run_harness,
+    wait_healthy,
+    write_jsonl,
+    write_spec,
+)
+from harness.energy import LOCK_PATH, rapl_readable
+
+PREDICTION_FIELDS = {"id", "label", "raw_output", "reasoning", "prediction", "parsed", "finish_reason",
+                     "prompt_tokens", "completion_tokens", "latency_ms"}
+
+
+def emissions_rows(out: Path) -> list[dict[str, str]]:
+    with (out / "emissions.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_unique_complete(out: Path, n: int) -> list[dict[str, Any]]:
+    records = read_predictions(out)
+    ids = [r["id"] for r in records]
+    assert len(ids) == len(set(ids)) == n
+    return records
+
+
+@pytest.fixture(scope="module")
+def full_run(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One complete run shared by the output checks and the resume test (each harness run costs seconds)."""
+    root = tmp_path_factory.mktemp("full")
+    rows = dataset_rows(16)
+    data = write_jsonl(root / "dataset.jsonl", rows + [rows[2]])
+    proc, port = launch_sim(model_dir, root / "vllm.log", ["--served-model-name", "sim/Qwen3-30B-A3B-Instruct-2507"])
+    try:
+        wait_healthy(proc, port, root / "vllm.log")
+        result = run_harness(write_spec(root / "run-full", f"http://127.0.0.1:{port}", data))
+        assert result.returncode == 0, result.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return root / "run-full", root / "vllm.log"
+
+
+def test_full_run_writes_every_output(full_run: tuple[Path, Path]) -> None:
+    out, vllm_log = full_run
+    for name in ("harness.pid", "progress.json", "predictions.jsonl", "emissions.csv", "baseline.json",
+                 "metrics.json", "environment.json", "harness.log", "attempts.jsonl"):
+        assert (out / name).is_file(), name
+    progress = read_json(out / "progress.json")
+    assert progress["state"] == "done" and progress["done"] == progress["total"] == 16 and "error" not in progress
+
+    records = assert_unique_complete(out, 16)
+    assert all(r.keys() >= PREDICTION_FIELDS for r in records)
+    assert all(r["parsed"] == (r["prediction"] is not None) and r["completion_tokens"] > 0 for r in records)
+
+    m = read_json(out / "metrics.json")
+    c = m["confusion"]
+    assert m["schemaVersion"] == 1 and m["n"] == 16 and sum(c.values()) == 16
+    assert m["accuracy"] == pytest.approx((c["tp"] + c["tn"]) / 16) and m["accuracy"] >= 0.6
+    assert 0 <= m["precision"] <= 1 and 0 <= m["recall"] <= 1 and 0 <= m["f1"] <= 1
+    assert m["unparseable"] == sum(1 for r in records if r["prediction"] is None)
+    assert m["tokens"]["completion"] == sum(r["completion_tokens"] for r in records)
+    e = m["energy"]
+    assert e["complete"] and e["attempts"] == 1 and e["cpu_kwh"] > 0 and e["ram_kwh"] > 0
+    assert e["nvml_gpu_kwh"] is None and e["codecarbon_minus_nvml_gpu_kwh"] is None and m["gpu_present"] is False
+    assert m["energy_estimates"] == {"cpu": not rapl_readable(), "ram": True, "gpu": False}
+
+    rows = [r for r in emissions_rows(out) if r["project_name"] == out.name]
+    assert len(rows) == 1 and rows[0]["codecarbon_version"] == "2.7.1"
+    attempt = json.loads((out / "attempts.jsonl").read_text())
+    assert rows[0]["run_id"] == attempt["inference"]["codecarbon_run_id"]
+    assert read_json(out / "baseline.json")["duration_s"] >= 0.5
+
+    env = read_json(out / "environment.json")
+    assert env["vllm"]["version"] == "0.11.0+sim" and env["codecarbon"] == "2.7.1"
+    assert env["huggingface_hub"] and env["hostname"]
+    assert "dropped 1 rows with a duplicate idx" in (out / "harness.log").read_text()
+    # every sampling field went out explicitly
+    assert "temperature=0.7, top_p=0.8, top_k=20, min_p=0.0, seed=1234" in vllm_log.read_text()
+
+
+def test_resume_requests_only_missing_ids(full_run: tuple[Path, Path], start_sim: Callable[..., Sim],
+                                          tmp_path: Path) -> None:
+    done_lines = (full_run[0] / "predictions.jsonl").read_text().splitlines(keepends=True)
+    out = tmp_path / "run-resume"
+    out.mkdir()
+    torn = done_lines[6][: len(done_lines[6]) // 2]  # killed mid-write
+    (out / "predictions.jsonl").write_text("".join(done_lines[:6]) + torn)
+    data = full_run[0].parent / "dataset.jsonl"
+    sim = start_sim()
+    result = run_harness(write_spec(out, sim.url, data))
+    assert result.returncode == 0, result.stderr
+    assert_unique_complete(out, 16)
+    assert sim.counter("vllm:request_success_total") == 10
+    m = read_json(out / "metrics.json")
+    assert m["n"] == 16
+    # the first 6 samples were measured by no attempt this run directory knows of
+    assert m["energy"]["measured_samples"] == 10 and m["energy"]["complete"] is False
+
+
+def test_stale_lock_is_removed_and_run_still_records(start_sim: Callable[..., Sim], dataset: Path,
+                                                     tmp_path: Path) -> None:
+    if LOCK_PATH.exists():
+        pytest.skip(f"{LOCK_PATH} exists already; not touching another process's lock")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    LOCK_PATH.write_text(str(dead.pid))
+    try:
+        sim = start_sim()
+        out = tmp_path / "run-lock"
+        result = run_harness(write_spec(out, sim.url, dataset, limit=4))
+        assert result.returncode == 0, result.stderr
+        assert not LOCK_PATH.exists()
+        assert "removed stale CodeCarbon lock" in (out / "harness.log").read_text()
+        assert [r["project_name"] for r in emissions_rows(out)] == [out.name]
+    finally:
+        LOCK_PATH.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("parser", [None, "deepseek_r1"])
+def test_thinking_model_reasoning_is_kept_apart(start_sim: Callable[..., Sim], dataset: Path, tmp_path: Path,
+                                                parser: str | None) -> None:
+    name = "sim/Qwen3-30B-A3B-Thinking-2507"
+    sim = start_sim(name=name, args=["--reasoning-parser", parser] if parser else [])
+    out = tmp_path / "run-thinking"
+    result = run_harness(write_spec(out, sim.url, dataset, servedModelName=name, thinking=True, limit=6,
+                                    sampling={"temperature": 0.6, "topP": 0.95, "topK": 20, "minP": 0,
+                                              "maxTokens": 512, "seed": 7}))
+    assert result.returncode == 0, result.stderr
+    for record in assert_unique_complete(out, 6):
+        assert record["reasoning"].startswith("Okay, let me look at")
+        assert "</think>" not in (record["raw_output"] or "") and "Okay" not in (record["raw_output"] or "")
+    assert read_json(out / "metrics.json")["accuracy"] > 0
+
+
+def test_label_leak_fails_the_run_cleanly(dataset: Path, tmp_path: Path) -> None:
+    template = tmp_path / "leaky.txt"
+    template.write_text((PROMPTS / "zero-shot.txt").read_text() + "\nKnown CVE: {cve_desc}\n")
+    out = tmp_path / "run-leak"
+    result = run_harness(write_spec(out, "http://127.0.0.1:9", dataset, promptTemplatePath=str(template)))
+    assert result.returncode != 0
+    progress = read_json(out / "progress.json")
+    assert progress["state"] == "failed" and "label leak" in progress["error"]
+    assert not (out / "predictions.jsonl").exists()
+
+
+def test_crash_mid_run_fails_cleanly_then_resumes(start_sim: Callable[..., Sim], tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "dataset.jsonl", dataset_rows(12))
+    crashing = start_sim(env={"VLLM_SIM_FAULT": "crash-after:5"})
+    out = tmp_path / "run-crash"
+    first = run_harness(write_spec(out, crashing.url, data, concurrency=2))
+    assert first.returncode == 1
+    assert crashing.proc.wait(timeout=10) == 1
+    progress = read_json(out / "progress.json")
+    assert progress["state"] == "failed" and "/v1/chat/completions" in progress["error"]
+    partial = len(read_predictions(out))
+    assert partial == progress["done"] == 5
+    assert not (out / "metrics.json").exists()
+
+    restarted = start_sim()
+    second = run_harness(write_spec(out, restarted.url, data, concurrency=2))
+    assert second.returncode == 0, second.stderr
+    assert_unique_complete(out, 12)
+    assert restarted.counter("vllm:request_success_total") == 12 - partial
+    attempts = [json.loads(line) for line in (out / "attempts.jsonl").read_text().splitlines()]
+    assert [a["error"] is None for a in attempts] == [False, True]
+    energy = read_json(out / "metrics.json")["energy"]
+    assert energy["attempts"] == 2 and energy["complete"] is True  # the failed attempt's window was recorded
+    assert len([r for r in emissions_rows(out) if r["project_name"] == out.name]) == 2
+
+
+def test_sigterm_stops_the_tracker_and_marks_failed(start_sim: Callable[..., Sim], dataset: Path,
+                                                     tmp_path: Path) -> None:
+    sim = start_sim(env={"VLLM_SIM_TOKENS_PER_S": "100"})  # ~0.4 s a request
+    out = tmp_path / "run-term"
+    spec = write_spec(out, sim.url, dataset, concurrency=1, baselineSeconds=0)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.run", "--spec", str(spec)], cwd=out, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (out / "predictions.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 143
+    progress = read_json(out / "progress.json")
+    assert progress["state"] == "failed" and "SIGTERM" in progress["error"]
+    assert 1 <= len(read_predictions(out)) < 16
+    assert [r["project_name"] for r in emissions_rows(out)] == [out.name]  # the window was closed and written
+
+
+def test_invalid_spec_exits_2_and_says_why(tmp_path: Path, dataset: Path) -> None:
+    spec = write_spec(tmp_path / "run-bad", "http://127.0.0.1:9", dataset, concurrency=0)
+    result = run_harness(spec)
+    assert result.returncode == 2
+    progress = read_json(spec.parent / "progress.json")
+    assert progress["state"] == "failed" and "concurrency" in progress["error"]

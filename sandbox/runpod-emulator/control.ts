@@ -1,0 +1,95 @@
+// Schemas of the control API (`/_control/*` and the in-process methods): capacity, faults, rate limits.
+import { z } from 'zod';
+
+const CloudSchema = z.enum(['SECURE', 'COMMUNITY']);
+
+export const CapacityCellSchema = z.strictObject({
+  gpuTypeId: z.string().min(1),
+  dataCenterId: z.string().min(1),
+  cloud: CloudSchema.default('SECURE'),
+  freeGpus: z.number().int().min(0),
+  cudaVersion: z.string().nullable().optional(),
+  ramPerGpuGb: z.number().int().positive().optional(),
+  vcpuPerGpu: z.number().int().positive().optional(),
+});
+
+/** `POST /_control/capacity`: set the free GPUs of cells; `replace` drops every cell not listed. */
+export const CapacityUpdateSchema = z.strictObject({
+  cells: z.array(CapacityCellSchema),
+  replace: z.boolean().default(false),
+});
+export type CapacityUpdate = z.input<typeof CapacityUpdateSchema>;
+
+const RequestMatch = {
+  /** Only requests with this method (e.g. 'POST'). */
+  method: z.string().optional(),
+  /** Only requests whose path below /v2 starts with this (e.g. '/pods'). */
+  pathPrefix: z.string().optional(),
+};
+
+export const PodFaultEffectSchema = z.enum(['no-ports', 'sshd-refuses', 'error', 'vanish']);
+export type PodFaultEffect = z.infer<typeof PodFaultEffectSchema>;
+
+export const FaultSchema = z.discriminatedUnion('type', [
+  // The pod is really created (and bills), but the response is a 5xx.
+  z.strictObject({
+    type: z.literal('create-5xx'),
+    status: z.number().int().min(500).max(599).default(500),
+    count: z.number().int().min(1).default(1),
+  }),
+  // The next `requests` authenticated /v2 requests (matching the filter) answer `status`.
+  z.strictObject({
+    type: z.literal('storm'),
+    status: z
+      .number()
+      .int()
+      .refine((s) => s === 429 || (s >= 500 && s <= 599), 'status must be 429 or 5xx'),
+    requests: z.number().int().min(1),
+    retryAfterS: z.number().int().min(0).default(1),
+    ...RequestMatch,
+  }),
+  // Delays the next `requests` matching requests before they are handled (client timeouts).
+  z.strictObject({
+    type: z.literal('latency'),
+    delayMs: z.number().int().min(0),
+    requests: z.number().int().min(1).default(1),
+    ...RequestMatch,
+  }),
+  // Creates and starts answer 402 while enabled.
+  z.strictObject({ type: z.literal('insufficient-balance'), enabled: z.boolean().default(true) }),
+  // Every request with this API key answers 403 "access denied" while enabled.
+  z.strictObject({ type: z.literal('forbidden-key'), apiKey: z.string().min(1), enabled: z.boolean().default(true) }),
+  // Creates of this GPU type answer 403 "Your account cannot access the requested pool".
+  z.strictObject({
+    type: z.literal('restricted-pool'),
+    gpuTypeId: z.string().min(1),
+    enabled: z.boolean().default(true),
+  }),
+  // The catalog reports HIGH everywhere while creates still follow the real capacity.
+  z.strictObject({ type: z.literal('stale-catalog'), enabled: z.boolean().default(true) }),
+  // A pod misbehaves: with podId, that existing pod; otherwise the next `count` created pods (optionally
+  // only those whose name starts with namePrefix). `afterMs` delays 'error' and 'vanish' from now/creation.
+  z.strictObject({
+    type: z.literal('pod'),
+    effect: PodFaultEffectSchema,
+    podId: z.string().optional(),
+    namePrefix: z.string().optional(),
+    count: z.number().int().min(1).default(1),
+    afterMs: z.number().int().min(0).default(0),
+  }),
+  z.strictObject({ type: z.literal('clear') }),
+]);
+export type Fault = z.input<typeof FaultSchema>;
+export type ParsedFault = z.output<typeof FaultSchema>;
+
+/** `POST /_control/faults` takes one fault or `{ faults: [...] }`. */
+export const FaultsBodySchema = z.union([FaultSchema, z.strictObject({ faults: z.array(FaultSchema) })]);
+
+/** `POST /_control/rate-limits`. */
+export const RateLimitsUpdateSchema = z.strictObject({
+  minute: z.number().int().min(0).optional(),
+  hour: z.number().int().min(0).optional(),
+  day: z.number().int().min(0).optional(),
+  reset: z.boolean().default(false),
+});
+export type RateLimitsUpdate = z.input<typeof RateLimitsUpdateSchema>;

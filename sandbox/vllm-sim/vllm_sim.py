@@ -1,0 +1,677 @@
+"""Simulated `vllm serve` for the sandbox pod and the harness tests (Python stdlib only).
+
+It behaves like vLLM 0.11 wherever the orchestrator or the harness can tell: command-line flags, startup log
+lines, a check of the downloaded weights, a port that opens only once startup is over, the OpenAI chat
+response shape, Prometheus metrics, and two faults. Its answers are deterministic: a crude scan of the
+evaluated C function for unsafe patterns, with about 10% of verdicts flipped and about 3% of replies left
+without a FINAL ANSWER line (both chosen by a hash of the prompt), so accuracy is high but not perfect.
+
+Knobs (environment): VLLM_SIM_STARTUP_DELAY_S (default 1), VLLM_SIM_TOKENS_PER_S (default 2000),
+VLLM_SIM_FAULT = "oom" | "crash-after:N".
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import struct
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NoReturn
+
+VERSION = "0.11.0+sim"
+# Flags real vLLM has dropped; it rejects them as unrecognized, so the simulator does too.
+REMOVED_FLAGS = frozenset({"--enable-reasoning"})
+FLAG_RE = re.compile(r"^--[a-z0-9][a-z0-9-]*(=.*)?$")
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+CODE_BLOCK_RE = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+FUNC_NAME_RE = re.compile(r"(\w+)\s*\([^;{}]*\)\s*\{")
+
+
+# ---------------------------------------------------------------- logging (vLLM's format, stdout; errors stderr)
+
+
+def log(level: str, source: str, message: str) -> None:
+    stream = sys.stderr if level == "ERROR" else sys.stdout
+    print(f"{level} {time.strftime('%m-%d %H:%M:%S')} [{source}] {message}", file=stream, flush=True)
+
+
+VLLM_PKG = "/usr/local/lib/python3.12/dist-packages/vllm"
+
+
+def die_with_traceback(frames: list[tuple[str, int, str]], exc_line: str, extra: list[str] | None = None) -> NoReturn:
+    """Print a Python-style traceback to stderr and exit 1, the way a failed vLLM startup ends."""
+    lines = ["Traceback (most recent call last):"]
+    for module, lineno, function in frames:
+        lines.append(f'  File "{VLLM_PKG}/{module}", line {lineno}, in {function}')
+    lines.append(exc_line)
+    lines.extend(extra or [])
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    parser = argparse.ArgumentParser(prog="vllm", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=VERSION)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", prog="vllm serve", allow_abbrev=False)
+    serve.add_argument("model")
+    serve.add_argument("--served-model-name", nargs="+")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--dtype", default="auto", choices=["auto", "half", "float16", "bfloat16", "float", "float32"])
+    serve.add_argument("--max-model-len", type=int)
+    serve.add_argument("--max-num-seqs", type=int, default=256)
+    serve.add_argument("--max-num-batched-tokens", type=int)
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--reasoning-parser")
+    serve.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
+    serve.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    serve.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
+    serve.add_argument("--api-key")
+    return parser, serve
+
+
+def accept_extra_flags(extra: list[str], serve: argparse.ArgumentParser) -> dict[str, str | bool]:
+    """Record well-formed vLLM flags the simulator does not model; reject removed or malformed ones."""
+    recorded: dict[str, str | bool] = {}
+    i = 0
+    while i < len(extra):
+        token = extra[i]
+        name, eq, value = token.partition("=")
+        if name in REMOVED_FLAGS or not FLAG_RE.match(token):
+            serve.error(f"unrecognized arguments: {token}")
+        if not eq and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            value = extra[i + 1]
+            i += 1
+        recorded[name] = value if (eq or value) else True
+        i += 1
+    return recorded
+
+
+@dataclass(frozen=True)
+class Fault:
+    oom: bool = False
+    crash_after: int | None = None
+
+
+def parse_fault(raw: str) -> Fault:
+    if not raw:
+        return Fault()
+    if raw == "oom":
+        return Fault(oom=True)
+    match = re.fullmatch(r"crash-after:(\d+)", raw)
+    if match and int(match.group(1)) >= 1:
+        return Fault(crash_after=int(match.group(1)))
+    print(f"vllm-sim: VLLM_SIM_FAULT must be 'oom' or 'crash-after:N' (N >= 1), got {raw!r}", file=sys.stderr)
+    sys.exit(2)
+
+
+def env_float(name: str, default: float, minimum: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        print(f"vllm-sim: {name} must be a number >= {minimum}, got {raw!r}", file=sys.stderr)
+        sys.exit(2)
+    return value
+
+
+# ---------------------------------------------------------------- model directory checks
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    architecture: str
+    max_position_embeddings: int
+    weight_bytes: int
+    shards: int
+
+
+def invalid_model_dir(model: str) -> NoReturn:
+    log("ERROR", "core.py:708", "EngineCore failed to start.")
+    die_with_traceback(
+        [("transformers_utils/config.py", 504, "get_config")],
+        f"ValueError: Invalid repository ID or local directory specified: '{model}'.",
+        [
+            "Please verify the following requirements:",
+            "1. Provide a valid Hugging Face repository ID.",
+            "2. Specify a local directory that contains a recognized configuration file.",
+            "   - For Hugging Face models: ensure the presence of a 'config.json'.",
+            "   - For Mistral models: ensure the presence of a 'params.json'.",
+        ],
+    )
+
+
+def safetensors_error(path: Path, reason: str) -> NoReturn:
+    log("ERROR", "core.py:708", "EngineCore failed to start.")
+    die_with_traceback(
+        [("model_executor/model_loader/weight_utils.py", 531, "safetensors_weights_iterator")],
+        f"safetensors_rust.SafetensorError: Error while deserializing header: {reason} ({path})",
+    )
+
+
+def safetensors_tensor_names(path: Path) -> set[str]:
+    """Validate one shard the way safetensors does on open: header length, JSON, and total file size."""
+    if not path.is_file():
+        log("ERROR", "core.py:708", "EngineCore failed to start.")
+        die_with_traceback(
+            [("model_executor/model_loader/weight_utils.py", 528, "safetensors_weights_iterator")],
+            f"FileNotFoundError: [Errno 2] No such file or directory: '{path}'",
+        )
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            safetensors_error(path, "HeaderTooSmall")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len > size - 8:
+            safetensors_error(path, "HeaderTooLarge")
+        try:
+            header = json.loads(handle.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            safetensors_error(path, "InvalidHeaderDeserialization")
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    try:
+        data_end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        safetensors_error(path, "InvalidHeaderDeserialization")
+    if size != 8 + header_len + data_end:
+        safetensors_error(path, "MetadataIncompleteBuffer")
+    return set(tensors)
+
+
+def check_model_dir(model: str) -> ModelInfo:
+    root = Path(model)
+    config_path = root / "config.json"
+    if not root.is_dir() or not config_path.is_file():
+        invalid_model_dir(model)
+    config = json.loads(config_path.read_text())
+    index_path = root / "model.safetensors.index.json"
+    if index_path.is_file():
+        weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    elif (root / "model.safetensors").is_file():
+        weight_map, shards = {}, ["model.safetensors"]
+    else:
+        log("ERROR", "core.py:708", "EngineCore failed to start.")
+        die_with_traceback(
+            [("model_executor/model_loader/default_loader.py", 122, "_prepare_weights")],
+            f"RuntimeError: Cannot find any model weights with `{model}`",
+        )
+    total = 0
+    for shard in shards:
+        names = safetensors_tensor_names(root / shard)
+        missing = [t for t, s in weight_map.items() if s == shard and t not in names]
+        if missing:
+            log("ERROR", "core.py:708", "EngineCore failed to start.")
+            die_with_traceback(
+                [("model_executor/models/utils.py", 289, "load_weights")],
+                f"ValueError: There is no module or parameter named '{missing[0]}' in {shard}",
+            )
+        total += (root / shard).stat().st_size
+    architecture = (config.get("architectures") or ["UnknownForCausalLM"])[0]
+    return ModelInfo(architecture, int(config.get("max_position_embeddings", 32768)), total, len(shards))
+
+
+def oom_and_exit() -> NoReturn:
+    log("ERROR", "core.py:708", "EngineCore failed to start.")
+    die_with_traceback(
+        [("v1/engine/core.py", 699, "run_engine_core"), ("v1/worker/gpu_model_runner.py", 3411, "profile_run")],
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+        "139.81 GiB of which 1.25 GiB is free. Including non-PyTorch memory, this process has 138.54 GiB memory "
+        "in use. Of the allocated memory 135.20 GiB is allocated by PyTorch, and 1.10 GiB is reserved by PyTorch "
+        "but unallocated. If reserved but unallocated memory is large try setting "
+        "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory "
+        "Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)",
+        ["RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"],
+    )
+
+
+# ---------------------------------------------------------------- the simulated model
+
+
+UNSAFE_CALLS = {
+    "strcpy": "copies a string with strcpy() without checking the size of the destination",
+    "strcat": "appends with strcat() without checking the remaining space",
+    "sprintf": "formats into a buffer with sprintf(), which has no length limit",
+    "vsprintf": "formats into a buffer with vsprintf(), which has no length limit",
+    "gets": "reads input with gets(), which cannot limit the length",
+}
+FILLER = [
+    "I traced each memory access and the error paths.",
+    "The control flow is short, so the relevant checks are easy to follow.",
+    "I also considered how callers are likely to use this function.",
+    "Integer conversions look consistent with the buffer sizes involved.",
+]
+
+
+def count_tokens(text: str) -> int:
+    return len(TOKEN_RE.findall(text))
+
+
+def truncate_tokens(text: str, n: int) -> str:
+    if n <= 0:
+        return ""
+    for i, match in enumerate(TOKEN_RE.finditer(text)):
+        if i == n - 1:
+            return text[: match.end()]
+    return text
+
+
+def call_arguments(code: str, start: int) -> str:
+    """Text between the parenthesis at `start` and its match (to the end of the code if unbalanced)."""
+    depth = 0
+    for i in range(start, len(code)):
+        if code[i] == "(":
+            depth += 1
+        elif code[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return code[start + 1 : i]
+    return code[start + 1 :]
+
+
+def find_unsafe(code: str) -> list[str]:
+    """Reasons the function looks vulnerable; a short list of classic C patterns, nothing clever."""
+    findings = [text for name, text in UNSAFE_CALLS.items() if re.search(rf"\b{name}\s*\(", code)]
+    # Without any comparison in the function, nothing bounds an index, a length or a size product.
+    unchecked = not re.search(r"[<>]", re.sub(r"->|<<|>>", " ", code))
+    for match in re.finditer(r"\bmem(?:cpy|move)\s*(\()", code):
+        args = call_arguments(code, match.start(1)).split(",")
+        if unchecked and len(args) >= 3 and "sizeof" not in ",".join(args[2:]):
+            findings.append("copies memory with a length that is never checked against the destination size")
+            break
+    if unchecked and re.search(r"\b\w+\s*\[\s*[A-Za-z_]\w*\s*\]\s*=[^=]", code):
+        findings.append("writes to an array with an index that is never checked against the array size")
+    if unchecked and re.search(r"\b(?:malloc|alloca)\s*\([^;]*\w\s*\*\s*\w", code):
+        findings.append("computes an allocation size with a multiplication that can overflow")
+    for match in re.finditer(r"\bfree\s*\(\s*(\w+)\s*\)", code):
+        if re.search(rf"\b{match.group(1)}\s*->", code[match.end():]):
+            findings.append(f"uses `{match.group(1)}` after freeing it")
+            break
+    if re.search(r"\bsystem\s*\(", code):
+        findings.append("passes a command string built from its input to system()")
+    return findings
+
+
+@dataclass(frozen=True)
+class Reply:
+    reasoning: str | None
+    answer: str
+
+
+def compose_reply(user_text: str, prompt: str, seed: int | None, thinking: bool) -> Reply:
+    blocks = CODE_BLOCK_RE.findall(user_text)
+    code = blocks[-1] if blocks else user_text  # the evaluated function is the last fenced block
+    name_match = FUNC_NAME_RE.search(code)
+    name = f"`{name_match.group(1)}`" if name_match else "this function"
+    findings = find_unsafe(code)
+    digest = hashlib.sha256(prompt.encode()).digest()
+    flipped = digest[0] < 26  # ~10% of prompts
+    rambling = digest[1] < 8  # ~3% of prompts
+    vulnerable = bool(findings) != flipped
+    rng = random.Random(hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest())
+
+    if rambling:
+        answer = (
+            f"Let me consider {name} step by step. Whether it is safe depends on how its callers size the "
+            "buffers, and without more context it is hard to be certain. The error handling might hide a "
+            "problem, but it might also be fine as written."
+        )
+    else:
+        if vulnerable and findings:
+            body = f"The function {name} {findings[0]}. An attacker who controls the input can corrupt memory."
+        elif vulnerable:
+            body = f"The function {name} trusts a length taken from its input without validating it."
+        elif findings:
+            body = f"Although {name} {findings[0]}, the surrounding code appears to bound the input."
+        else:
+            body = f"The function {name} validates its inputs and uses only bounded memory operations."
+        answer = f"{body} {rng.choice(FILLER)}\n\nFINAL ANSWER: {'YES' if vulnerable else 'NO'}"
+    reasoning = None
+    if thinking:
+        seen = f"I notice it {findings[0]}." if findings else "Every write I can see is guarded."
+        reasoning = (
+            f"Okay, let me look at {name}. I need to check buffer sizes, index bounds and pointer lifetimes. "
+            f"{seen} {rng.choice(FILLER)} So overall it looks {'vulnerable' if vulnerable else 'safe'} to me."
+        )
+    return Reply(reasoning, answer)
+
+
+@dataclass(frozen=True)
+class Generation:
+    content: str | None
+    reasoning: str | None
+    completion_tokens: int
+    finish_reason: str
+
+
+def generate(reply: Reply, max_tokens: int, split_reasoning: bool) -> Generation:
+    """Cut the reply at max_tokens like a real decode; `</think>` counts as one token."""
+    r_tokens = count_tokens(reply.reasoning) if reply.reasoning is not None else 0
+    think_tokens = r_tokens + 1 if reply.reasoning is not None else 0
+    total = think_tokens + count_tokens(reply.answer)
+    finish = "stop" if total <= max_tokens else "length"
+    reasoning = reply.reasoning
+    answer: str | None = reply.answer
+    if finish == "length":
+        if reasoning is not None and max_tokens <= r_tokens:
+            reasoning, answer = truncate_tokens(reasoning, max_tokens), None
+        else:
+            answer = truncate_tokens(reply.answer, max_tokens - think_tokens)
+    if reasoning is None or split_reasoning:
+        # deepseek_r1-style parser: reasoning apart; output cut before `</think>` leaves content null.
+        return Generation(answer, reasoning, min(total, max_tokens), finish)
+    # Thinking model without a parser: the chat template already opened <think>, so only the close shows.
+    content = reasoning if answer is None else f"{reasoning}\n</think>\n\n{answer}"
+    return Generation(content, None, min(total, max_tokens), finish)
+
+
+# ---------------------------------------------------------------- server
+
+
+@dataclass
+class SimState:
+    names: list[str]
+    model_dir: str
+    max_model_len: int
+    reasoning_parser: str | None
+    thinking: bool
+    tokens_per_s: float
+    crash_after: int | None
+    api_key: str | None
+    slots: threading.Semaphore
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    prompt_tokens_total: int = 0
+    generation_tokens_total: int = 0
+    success: dict[str, int] = field(default_factory=lambda: {"stop": 0, "length": 0})
+    running: int = 0
+    waiting: int = 0
+    completed: int = 0
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+def message_text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    raise ApiError(400, "BadRequestError", "each message needs a string or text-part content")
+
+
+def metrics_text(state: SimState) -> str:
+    label = f'engine="0",model_name="{state.names[0]}"'
+    lines = [
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+        "# TYPE vllm:num_requests_running gauge",
+        f"vllm:num_requests_running{{{label}}} {float(state.running)}",
+        "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+        "# TYPE vllm:num_requests_waiting gauge",
+        f"vllm:num_requests_waiting{{{label}}} {float(state.waiting)}",
+        "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.",
+        "# TYPE vllm:kv_cache_usage_perc gauge",
+        f"vllm:kv_cache_usage_perc{{{label}}} {min(1.0, state.running / 64):.4f}",
+        "# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+        "# TYPE vllm:prompt_tokens_total counter",
+        f"vllm:prompt_tokens_total{{{label}}} {float(state.prompt_tokens_total)}",
+        "# HELP vllm:generation_tokens_total Number of generation tokens processed.",
+        "# TYPE vllm:generation_tokens_total counter",
+        f"vllm:generation_tokens_total{{{label}}} {float(state.generation_tokens_total)}",
+        "# HELP vllm:request_success_total Count of successfully processed requests.",
+        "# TYPE vllm:request_success_total counter",
+    ]
+    for reason, count in state.success.items():
+        lines.append(f'vllm:request_success_total{{engine="0",finished_reason="{reason}",'
+                     f'model_name="{state.names[0]}"}} {float(count)}')
+    return "\n".join(lines) + "\n"
+
+
+class SimServer(ThreadingHTTPServer):
+    daemon_threads = True
+    state: SimState
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SimServer
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # uvicorn's access-log line, as vLLM prints it
+        status = int(code) if str(code).isdigit() else 0
+        phrase = HTTPStatus(status).phrase if status else ""
+        host, port = self.client_address[:2]
+        print(f'INFO:     {host}:{port} - "{self.requestline}" {status} {phrase}', flush=True)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        print(f"INFO:     {format % args}", flush=True)
+
+    def send_body(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def send_json(self, status: int, payload: Any) -> None:
+        self.send_body(status, json.dumps(payload).encode(), "application/json")
+
+    def send_error_json(self, err: ApiError) -> None:
+        self.send_json(err.status, {"error": {"message": err.message, "type": err.error_type,
+                                              "param": None, "code": err.status}})
+
+    def authorised(self) -> bool:
+        key = self.server.state.api_key
+        return key is None or self.headers.get("Authorization") == f"Bearer {key}"
+
+    def do_GET(self) -> None:
+        state = self.server.state
+        if self.path == "/health":
+            self.send_body(200, b"", "application/json")
+        elif self.path == "/version":
+            self.send_json(200, {"version": VERSION})
+        elif self.path == "/metrics":
+            with state.lock:
+                text = metrics_text(state)
+            self.send_body(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        elif self.path == "/v1/models":
+            if not self.authorised():
+                self.send_json(401, {"error": "Unauthorized"})
+                return
+            created = int(time.time())
+            self.send_json(200, {"object": "list", "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "vllm", "root": state.model_dir,
+                 "parent": None, "max_model_len": state.max_model_len} for name in state.names]})
+        else:
+            self.send_json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        if self.path != "/v1/chat/completions":
+            self.send_json(404, {"detail": "Not Found"})
+            return
+        if not self.authorised():
+            self.send_json(401, {"error": "Unauthorized"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"null")
+            except json.JSONDecodeError as exc:
+                raise ApiError(400, "BadRequestError", f"invalid JSON body: {exc}") from exc
+            self.send_json(200, self.chat(body))
+        except ApiError as err:
+            self.send_error_json(err)
+            return
+        self.count_completed()
+
+    def count_completed(self) -> None:
+        state = self.server.state
+        with state.lock:
+            state.completed += 1
+            crash = state.crash_after is not None and state.completed >= state.crash_after
+        if crash:
+            log("ERROR", "core_client.py:564", "Engine core proc EngineCore_DP0 died unexpectedly, shutting down "
+                f"client. (VLLM_SIM_FAULT crash-after:{state.crash_after})")
+            os._exit(1)  # abrupt, like a dead engine: no shutdown, in-flight connections reset
+
+    def chat(self, body: Any) -> dict[str, Any]:
+        state = self.server.state
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise ApiError(400, "BadRequestError", "'messages' must be a non-empty list")
+        if body.get("model") not in state.names:
+            raise ApiError(404, "NotFoundError", f"The model `{body.get('model')}` does not exist.")
+        if body.get("stream"):
+            raise ApiError(400, "BadRequestError", "the simulator does not stream; send stream=false")
+        messages = body["messages"]
+        texts = [message_text(m) for m in messages]
+        prompt = "\n".join(texts)
+        prompt_tokens = sum(count_tokens(t) + 4 for t in texts)
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        if max_tokens is None:
+            max_tokens = state.max_model_len - prompt_tokens
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ApiError(400, "BadRequestError", f"max_tokens must be at least 1, got {max_tokens}.")
+        if prompt_tokens + max_tokens > state.max_model_len:
+            raise ApiError(400, "BadRequestError", (
+                f"This model's maximum context length is {state.max_model_len} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                "completion). Please reduce the length of the messages or completion."))
+        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+        seed = body.get("seed")
+        log("INFO", "logger.py:41", (
+            f"Received request {request_id}: params: SamplingParams(n={body.get('n', 1)}, "
+            f"temperature={body.get('temperature', 1.0)}, top_p={body.get('top_p', 1.0)}, "
+            f"top_k={body.get('top_k', 0)}, min_p={body.get('min_p', 0.0)}, seed={seed}, "
+            f"presence_penalty={body.get('presence_penalty', 0.0)}, max_tokens={max_tokens}), "
+            f"prompt tokens: {prompt_tokens}"))
+
+        user_texts = [t for m, t in zip(messages, texts, strict=True)
+                      if isinstance(m, dict) and m.get("role") == "user"]
+        reply = compose_reply(user_texts[-1] if user_texts else prompt, prompt, seed, state.thinking)
+        gen = generate(reply, max_tokens, split_reasoning=state.reasoning_parser is not None)
+
+        with state.lock:
+            state.waiting += 1
+        with state.slots:  # --max-num-seqs caps the running batch
+            with state.lock:
+                state.waiting -= 1
+                state.running += 1
+            try:
+                time.sleep(gen.completion_tokens / state.tokens_per_s)
+            finally:
+                with state.lock:
+                    state.running -= 1
+        with state.lock:
+            state.prompt_tokens_total += prompt_tokens
+            state.generation_tokens_total += gen.completion_tokens
+            state.success[gen.finish_reason] += 1
+
+        message: dict[str, Any] = {"role": "assistant", "content": gen.content, "tool_calls": []}
+        if state.reasoning_parser is not None:
+            # vLLM 0.11 emits both names while `reasoning_content` is being renamed to `reasoning`.
+            message["reasoning_content"] = gen.reasoning
+            message["reasoning"] = gen.reasoning
+        return {
+            "id": request_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": gen.finish_reason, "stop_reason": None}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": gen.completion_tokens,
+                      "total_tokens": prompt_tokens + gen.completion_tokens, "prompt_tokens_details": None},
+            "prompt_logprobs": None,
+        }
+
+
+# ---------------------------------------------------------------- main
+
+
+def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, str | bool]) -> int:
+    fault = parse_fault(os.environ.get("VLLM_SIM_FAULT", ""))
+    startup_delay = env_float("VLLM_SIM_STARTUP_DELAY_S", 1.0, 0.0)
+    tokens_per_s = env_float("VLLM_SIM_TOKENS_PER_S", 2000.0, 1e-6)
+    names = args.served_model_name or [args.model]
+
+    log("INFO", "api_server.py:1885", f"vLLM API server version {VERSION}")
+    non_default = {k: v for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+    log("INFO", "utils.py:328", f"non-default args: {non_default | extra}")
+    info = check_model_dir(args.model)
+    max_model_len = args.max_model_len or info.max_position_embeddings
+    log("INFO", "model.py:547", f"Resolved architecture: {info.architecture}")
+    log("INFO", "model.py:1510", f"Using max model len {max_model_len}")
+    log("INFO", "config.py:2434", f"Chunked prefill is enabled with max_num_batched_tokens="
+        f"{args.max_num_batched_tokens or 8192}.")
+
+    load_started = time.monotonic()
+    time.sleep(startup_delay * 0.4)
+    load_s = time.monotonic() - load_started
+    log("INFO", "default_loader.py:267", f"Loading weights took {load_s:.2f} seconds")
+    log("INFO", "gpu_model_runner.py:2653", f"Model loading took {info.weight_bytes / 2**30:.4f} GiB and "
+        f"{load_s + 0.01:.6f} seconds")
+    if fault.oom:
+        oom_and_exit()
+    time.sleep(startup_delay * 0.6)
+    log("INFO", "core.py:210", "init engine (profile, create kv cache, warmup model) took "
+        f"{startup_delay * 0.6:.2f} seconds")
+
+    try:
+        server = SimServer((args.host, args.port), Handler)
+    except OSError as exc:
+        log("ERROR", "api_server.py:1900", f"[Errno {exc.errno}] error while attempting to bind on address "
+            f"({args.host!r}, {args.port}): {exc.strerror}")
+        return 1
+    thinking = args.reasoning_parser is not None or any("thinking" in n.lower() for n in [*names, args.model])
+    server.state = SimState(
+        names=names, model_dir=args.model, max_model_len=max_model_len, reasoning_parser=args.reasoning_parser,
+        thinking=thinking, tokens_per_s=tokens_per_s, crash_after=fault.crash_after, api_key=args.api_key,
+        slots=threading.Semaphore(args.max_num_seqs))
+
+    def on_sigterm(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    log("INFO", "api_server.py:1971", f"Starting vLLM API server on http://{args.host}:{args.port}")
+    log("INFO", "launcher.py:37", "Available routes are: /health, /v1/models, /v1/chat/completions, /metrics, "
+        "/version")
+    print("INFO:     Application startup complete.", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        print("INFO:     Shutting down", flush=True)
+        server.server_close()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser, serve_parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    defaults = vars(serve_parser.parse_args(["<model>"]))
+    return serve(args, defaults, accept_extra_flags(unknown, serve_parser))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
