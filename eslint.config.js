@@ -4,8 +4,21 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 const nodeBuiltins = [
-  'fs', 'fs/promises', 'path', 'os', 'child_process', 'net', 'http', 'https', 'crypto', 'stream', 'events',
-  'readline', 'worker_threads', 'process', 'timers',
+  'fs',
+  'fs/promises',
+  'path',
+  'os',
+  'child_process',
+  'net',
+  'http',
+  'https',
+  'crypto',
+  'stream',
+  'events',
+  'readline',
+  'worker_threads',
+  'process',
+  'timers',
 ].flatMap((m) => [m, `node:${m}`]);
 
 export default tseslint.config(
@@ -13,7 +26,9 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'vitest.config.ts'] } } },
+    languageOptions: {
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] } },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
@@ -38,8 +53,14 @@ export default tseslint.config(
         {
           paths: [...nodeBuiltins, 'ssh2', 'yaml'],
           patterns: [
-            { group: ['**/activities/*/client*', '**/activities/*/client'], message: 'Workflows must not import clients.' },
-            { group: ['@temporalio/activity', '@temporalio/client', '@temporalio/worker'], message: 'Not allowed in workflow code.' },
+            {
+              group: ['**/activities/*/client*', '**/activities/*/client'],
+              message: 'Workflows must not import clients.',
+            },
+            {
+              group: ['@temporalio/activity', '@temporalio/client', '@temporalio/worker'],
+              message: 'Not allowed in workflow code.',
+            },
           ],
         },
       ],

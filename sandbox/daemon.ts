@@ -17,7 +17,12 @@ export function sandboxPodPath(rootDir: string): string {
 }
 
 /** Starts both servers; the caller owns closing them. */
-export async function startSandboxServers(opts: { dataDir: string; rootDir?: string; apiKey: string; log?: (l: string) => void }) {
+export async function startSandboxServers(opts: {
+  dataDir: string;
+  rootDir?: string;
+  apiKey: string;
+  log?: (l: string) => void;
+}) {
   const rootDir = opts.rootDir ?? ROOT;
   const hf = await startHfServer({ ...(opts.log ? { log: opts.log } : {}) });
   const runpod = await startRunPodEmulator({
@@ -44,7 +49,13 @@ async function main() {
   const apiKey = readFileSync(keyFile, 'utf8').trim();
   const log = (l: string) => console.log(`${new Date().toISOString()} ${l}`);
   const { hf, runpod } = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey, log });
-  const info: DaemonInfo = { pid: process.pid, runpodUrl: runpod.url, controlUrl: runpod.controlUrl, hfUrl: hf.url, apiKey };
+  const info: DaemonInfo = {
+    pid: process.pid,
+    runpodUrl: runpod.url,
+    controlUrl: runpod.controlUrl,
+    hfUrl: hf.url,
+    apiKey,
+  };
   writeFileSync(join(dir, 'daemon.json'), JSON.stringify(info, null, 2));
   log(`sandbox daemon ready: RunPod emulator ${runpod.url}, HF ${hf.url}`);
 

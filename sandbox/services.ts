@@ -62,7 +62,13 @@ function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
 }
 
 /** Starts a process in its own session with output to a log file, so it outlives the CLI. */
-function spawnDetached(opts: { name: string; cmd: string; args: string[]; paths: SandboxPaths; env?: NodeJS.ProcessEnv }) {
+function spawnDetached(opts: {
+  name: string;
+  cmd: string;
+  args: string[];
+  paths: SandboxPaths;
+  env?: NodeJS.ProcessEnv;
+}) {
   const log = openSync(join(opts.paths.dir, `${opts.name}.log`), 'a');
   const child = spawn(opts.cmd, opts.args, {
     cwd: opts.paths.root,
@@ -89,7 +95,9 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
 /** The sandbox needs a real OpenSSH server binary for its pods. */
 export function requireSshd(): void {
   if (!existsSync('/usr/sbin/sshd')) {
-    throw new Error('sshd not found: the sandbox runs each pod as a real OpenSSH server. Install the Debian package openssh-server (apt-get install openssh-server).');
+    throw new Error(
+      'sshd not found: the sandbox runs each pod as a real OpenSSH server. Install the Debian package openssh-server (apt-get install openssh-server).',
+    );
   }
 }
 
@@ -107,12 +115,18 @@ async function ensureTemporal(paths: SandboxPaths, log: (l: string) => void) {
     name: 'temporal',
     cmd: bin,
     args: [
-      'server', 'start-dev',
-      '--ip', '127.0.0.1',
-      '--port', String(SANDBOX_TEMPORAL_PORT),
-      '--ui-port', String(SANDBOX_UI_PORT),
-      '--db-filename', paths.temporalDb,
-      '--log-level', 'error',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(SANDBOX_TEMPORAL_PORT),
+      '--ui-port',
+      String(SANDBOX_UI_PORT),
+      '--db-filename',
+      paths.temporalDb,
+      '--log-level',
+      'error',
       ...DEV_SERVER_SEARCH_ATTRIBUTE_ARGS,
     ],
     paths,
@@ -126,7 +140,10 @@ function readDaemonInfo(paths: SandboxPaths): DaemonInfo | null {
   return r.success ? r.data : null;
 }
 
-async function ensureDaemon(paths: SandboxPaths, log: (l: string) => void): Promise<{ info: DaemonInfo; restarted: boolean }> {
+async function ensureDaemon(
+  paths: SandboxPaths,
+  log: (l: string) => void,
+): Promise<{ info: DaemonInfo; restarted: boolean }> {
   const alive = pidAlive(join(paths.dir, 'daemon.pid'));
   const info = readDaemonInfo(paths);
   if (alive && info && info.pid === alive) return { info, restarted: false };

@@ -17,7 +17,8 @@ export const DEV_SERVER_SEARCH_ATTRIBUTE_ARGS = [
  */
 export function findTemporalBinary(rootDir: string, env: NodeJS.ProcessEnv = process.env): string {
   if (env.TEMPORAL_CLI_PATH) {
-    if (!existsSync(env.TEMPORAL_CLI_PATH)) throw new Error(`TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH} does not exist`);
+    if (!existsSync(env.TEMPORAL_CLI_PATH))
+      throw new Error(`TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH} does not exist`);
     return env.TEMPORAL_CLI_PATH;
   }
   for (const dir of (env.PATH ?? '').split(delimiter).filter(Boolean)) {

@@ -28,7 +28,11 @@ export const EnvSchema = z.object({
   /** Poll interval of long pod-side steps (download, vLLM start, inference). */
   POD_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   /** A download that writes no byte for this long is killed and retried. */
-  DOWNLOAD_STALL_TIMEOUT_MS: z.coerce.number().int().positive().default(5 * 60_000),
+  DOWNLOAD_STALL_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(5 * 60_000),
 
   /** The embedded sandbox: emulated RunPod, local HF server, simulated vLLM. */
   SANDBOX: z.stringbool().default(false),

@@ -93,6 +93,9 @@ def run_requests(spec: Spec, client: VllmClient, builder: PromptBuilder, pending
 
     first_error: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=spec.concurrency, thread_name_prefix="request")
+    progress.update(stage="inference")
+    started = time.monotonic()
+    completion_tokens = 0
     try:
         futures = [pool.submit(work, sample) for sample in pending]
         for future in as_completed(futures):
@@ -106,7 +109,9 @@ def run_requests(spec: Spec, client: VllmClient, builder: PromptBuilder, pending
                     log.error("request failed, stopping the run: %s", exc)
                 continue
             store.append(record)
-            progress.update(done=progress.done + 1)
+            completion_tokens += int(record.get("completion_tokens") or 0)
+            elapsed = time.monotonic() - started
+            progress.update(done=progress.done + 1, tokens_per_s=completion_tokens / elapsed if elapsed > 0 else None)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if first_error is not None:
@@ -150,6 +155,7 @@ def run_attempt(spec: Spec, client: VllmClient, builder: PromptBuilder, pending:
                                "baseline": None, "inference": None, "error": None}
     try:
         clear_stale_lock()
+        progress.update(stage="baseline")
         attempt["baseline"] = measure_baseline(spec)
         window = EnergyWindow(spec, spec.run_id, save_to_file=True)
         inference_error: BaseException | None = None
@@ -208,6 +214,7 @@ def run(spec: Spec, progress: Progress) -> None:
     if pending:
         run_attempt(spec, client, builder, pending, store, progress, attempts_path)
 
+    progress.update(stage="finishing")
     records = store.load()
     final = [records[i] for i in wanted]
     metrics = build_metrics(spec.run_id, spec.served_model_name, final, read_jsonl(attempts_path),

@@ -35,18 +35,23 @@ class Progress:
     path: Path
     started_at: str = field(default_factory=now_iso)
     state: str = "running"
+    stage: str = "starting"
     done: int = 0
     total: int = 0
     error: str | None = None
+    tokens_per_s: float | None = None
 
     def update(self, state: str | None = None, done: int | None = None, total: int | None = None,
-               error: str | None = None) -> None:
+               error: str | None = None, stage: str | None = None, tokens_per_s: float | None = None) -> None:
         self.state = state or self.state
+        self.stage = stage or self.stage
         self.done = self.done if done is None else done
         self.total = self.total if total is None else total
         self.error = error or self.error
-        payload: dict[str, Any] = {"state": self.state, "done": self.done, "total": self.total,
-                                   "startedAt": self.started_at, "updatedAt": now_iso()}
+        self.tokens_per_s = self.tokens_per_s if tokens_per_s is None else tokens_per_s
+        payload: dict[str, Any] = {"state": self.state, "stage": self.stage, "done": self.done, "total": self.total,
+                                   "tokensPerS": self.tokens_per_s, "startedAt": self.started_at,
+                                   "updatedAt": now_iso()}
         if self.error is not None:
             payload["error"] = self.error
         atomic_write_json(self.path, payload)

@@ -39,13 +39,14 @@ export function formatSession(v: SessionView, nowMs: number): string {
 }
 
 /** Reads a session's query state plus the live heartbeat of its running activity (samples done / total). */
-async function viewSession(client: Client, workflowId: string): Promise<SessionView> {
+async function viewSession(client: Client, workflowId: string, notBefore: Date): Promise<SessionView> {
   const handle = client.workflow.getHandle(workflowId);
+  const none: SessionView = { workflowId, progress: null, inference: null, activity: null };
   try {
-    const [progress, desc] = await Promise.all([
-      handle.query<PodSessionProgress>('sessionProgress'),
-      handle.describe(),
-    ]);
+    const desc = await handle.describe();
+    // A session with this id from an earlier study run is history, not progress.
+    if (desc.startTime < notBefore) return none;
+    const progress = await handle.query<PodSessionProgress>('sessionProgress');
     const pending = desc.raw.pendingActivities?.[0];
     let inference: InferenceHeartbeat | null = null;
     const payload = pending?.heartbeatDetails?.payloads?.[0];
@@ -54,7 +55,7 @@ async function viewSession(client: Client, workflowId: string): Promise<SessionV
     }
     return { workflowId, progress, inference, activity: pending?.activityType?.name ?? null };
   } catch {
-    return { workflowId, progress: null, inference: null, activity: null };
+    return none;
   }
 }
 
@@ -90,7 +91,9 @@ export async function followStudy(opts: {
       }
       const study = await opts.handle.query<StudyProgress>('studyProgress').catch(() => null);
       if (study) {
-        const sessions = await Promise.all(study.sessionWorkflowIds.map((id) => viewSession(opts.client, id)));
+        const sessions = await Promise.all(
+          study.sessionWorkflowIds.map((id) => viewSession(opts.client, id, desc.startTime)),
+        );
         const now = Date.now();
         const block = [
           `[${study.phase ?? '-'}] ${study.phaseState}`,

@@ -133,7 +133,9 @@ async function gate(args: string[]): Promise<number> {
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   const p = await handle.query<StudyProgress>('studyProgress');
   if (p.phaseState !== 'waiting-at-gate') {
-    throw new UsageError(`study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`);
+    throw new UsageError(
+      `study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`,
+    );
   }
   const signal: GateDecision = { decision, by: values.by, ...(values.note ? { note: values.note } : {}) };
   await handle.signal('gateDecision', signal);
@@ -161,7 +163,9 @@ async function sandbox(args: string[]): Promise<number> {
   const log = (l: string) => console.log(`sandbox: ${l}`);
   if (args[0] === 'up') {
     const s = await ensureSandbox({ rootDir: ROOT, log });
-    console.log(`Temporal ${s.temporalAddress} (UI http://localhost:8233), RunPod emulator ${s.info.runpodUrl}, HF ${s.info.hfUrl}`);
+    console.log(
+      `Temporal ${s.temporalAddress} (UI http://localhost:8233), RunPod emulator ${s.info.runpodUrl}, HF ${s.info.hfUrl}`,
+    );
     return 0;
   }
   if (args[0] === 'down') {

@@ -27,13 +27,7 @@ export interface PodEndpoint {
 }
 
 export type CandidateOutcome =
-  | 'created'
-  | 'adopted'
-  | 'no-capacity'
-  | 'rate-limited'
-  | 'server-error'
-  | 'forbidden'
-  | 'not-ready';
+  'created' | 'adopted' | 'no-capacity' | 'rate-limited' | 'server-error' | 'forbidden' | 'not-ready';
 
 export interface CandidateAttempt {
   index: number;

@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 
 /**
@@ -104,7 +105,11 @@ export const ModelSchema = z
   .strict()
   .superRefine((m, ctx) => {
     if (m.reasoningParser && !m.thinking) {
-      ctx.addIssue({ code: 'custom', path: ['reasoningParser'], message: 'only thinking models take a reasoning parser' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reasoningParser'],
+        message: 'only thinking models take a reasoning parser',
+      });
     }
   });
 
@@ -148,7 +153,8 @@ export const StudySchema = z
   .superRefine((s, ctx) => {
     const seen = new Set<string>();
     s.phases.forEach((p, i) => {
-      if (seen.has(p.id)) ctx.addIssue({ code: 'custom', path: ['phases', i, 'id'], message: `duplicate phase ${p.id}` });
+      if (seen.has(p.id))
+        ctx.addIssue({ code: 'custom', path: ['phases', i, 'id'], message: `duplicate phase ${p.id}` });
       seen.add(p.id);
     });
     const names = new Set<string>();
@@ -172,8 +178,18 @@ export type Phase = z.infer<typeof PhaseSchema>;
 export type Study = z.infer<typeof StudySchema>;
 
 /** Effective settings of one phase: study-wide values with the phase's overrides on top. Pure. */
-export function phaseSettings(study: Study, phaseId: string): { phase: Phase; vllm: VllmSettings; harness: HarnessSettings } {
+export function phaseSettings(
+  study: Study,
+  phaseId: string,
+): { phase: Phase; vllm: VllmSettings; harness: HarnessSettings } {
   const phase = study.phases.find((p) => p.id === phaseId);
-  if (!phase) throw new Error(`unknown phase ${phaseId} (study ${study.study} has: ${study.phases.map((p) => p.id).join(', ')})`);
+  if (!phase) {
+    // An ApplicationFailure, so that inside a workflow it fails the workflow instead of retrying the task.
+    const known = study.phases.map((p) => p.id).join(', ');
+    throw ApplicationFailure.nonRetryable(
+      `unknown phase ${phaseId} (study ${study.study} has: ${known})`,
+      'StudyInvalidError',
+    );
+  }
   return { phase, vllm: { ...study.vllm, ...phase.vllm }, harness: { ...study.harness, ...phase.harness } };
 }

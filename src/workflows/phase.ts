@@ -1,4 +1,13 @@
-import { executeChild, log, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  executeChild,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { modelSlug, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
@@ -37,11 +46,15 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
           }),
         );
       } catch (err) {
-        const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+        if (isCancellation(err)) throw err; // a cancelled phase stops; it does not carry on with the next model
+        const message =
+          err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
         log.error('pod session failed', { model: model.repoId, error: message });
         failures.push({ model: model.repoId, error: message });
       }
-      setCurrentDetails(`${sessions.length + failures.length}/${phase.models.length} models finished, ${failures.length} failed`);
+      setCurrentDetails(
+        `${sessions.length + failures.length}/${phase.models.length} models finished, ${failures.length} failed`,
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(phase.maxConcurrentSessions, queue.length) }, worker));
@@ -49,7 +62,11 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
   const runSubdirs = sessions.flatMap((s) => s.runs.map((r) => r.resultsSubdir));
   const summary = runSubdirs.length ? await summarizePhase({ study: study.study, phase: phaseId, runSubdirs }) : null;
   if (!sessions.length) {
-    throw new Error(`every model of ${phaseId} failed: ${failures.map((f) => `${f.model}: ${f.error}`).join('; ')}`);
+    // An ApplicationFailure fails the workflow; a plain Error would only fail (and endlessly retry) the task.
+    throw ApplicationFailure.nonRetryable(
+      `every model of ${phaseId} failed: ${failures.map((f) => `${f.model}: ${f.error}`).join('; ')}`,
+      'PhaseFailed',
+    );
   }
   log.info('phase finished', { phase: phaseId, workflowId: workflowInfo().workflowId, failures: failures.length });
   return { phaseId, sessions, summary, failures };

@@ -48,7 +48,13 @@ const quick: ActivityOptions = {
 const podStep = (startToCloseMs: number, maximumAttempts: number): ActivityOptions => ({
   startToCloseTimeout: startToCloseMs,
   heartbeatTimeout: '2m',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', maximumAttempts, nonRetryableErrorTypes },
+  retry: {
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    maximumInterval: '2m',
+    maximumAttempts,
+    nonRetryableErrorTypes,
+  },
 });
 // Teardown must outlast any outage: many attempts, capped backoff.
 const teardown: ActivityOptions = {
@@ -58,7 +64,10 @@ const teardown: ActivityOptions = {
 
 /** `20261128T120000` from the workflow's start time: sortable run ids, deterministic on replay. */
 function stamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, '');
 }
 
 /**
@@ -100,7 +109,11 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   const runs: PodSessionRun[] = [];
   const timings: Record<string, string | number | null> = { sessionStartedAt: info.startTime.toISOString() };
   const podCostUsd = () =>
-    pod ? (pod.costPerHr * (Date.parse(progress.podTerminatedAt ?? new Date().toISOString()) - Date.parse(pod.createdAt))) / 3_600_000 : 0;
+    pod
+      ? (pod.costPerHr *
+          (Date.parse(progress.podTerminatedAt ?? new Date().toISOString()) - Date.parse(pod.createdAt))) /
+        3_600_000
+      : 0;
 
   try {
     const target = phase.target;
@@ -112,7 +125,13 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
         'reservePod',
         {
           startToCloseTimeout: '10m',
-          retry: { initialInterval: '30s', backoffCoefficient: 2, maximumInterval: '10m', maximumAttempts: 30, nonRetryableErrorTypes },
+          retry: {
+            initialInterval: '30s',
+            backoffCoefficient: 2,
+            maximumInterval: '10m',
+            maximumAttempts: 30,
+            nonRetryableErrorTypes,
+          },
         },
         `reserve a pod for ${model.repoId} (${target.candidates.length} GPU candidates)`,
         { podName, target },
@@ -135,36 +154,54 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       );
     } else {
       progress.gpu = `GPU ${target.gpuIndex} on ${target.host}`;
-      endpoint = { ssh: { host: target.host, port: target.port, username: target.username }, workspaceDir: target.workspaceDir };
+      endpoint = {
+        ssh: { host: target.host, port: target.port, username: target.username },
+        workspaceDir: target.workspaceDir,
+      };
     }
     timings.podReadyAt = new Date().toISOString();
     const ep = endpoint;
 
     stage('preparing');
-    const prepared = await call('preparePod', { ...quick, startToCloseTimeout: '30m' }, 'upload harness, dataset and prompts', {
-      endpoint: ep,
-      datasetPath: study.datasetPath,
-      prompts: study.prompts,
-    });
+    const prepared = await call(
+      'preparePod',
+      { ...quick, startToCloseTimeout: '30m' },
+      'upload harness, dataset and prompts',
+      {
+        endpoint: ep,
+        datasetPath: study.datasetPath,
+        prompts: study.prompts,
+      },
+    );
 
     stage('downloading', `${model.repoId}@${model.revision}`);
-    const download = await call('downloadModel', podStep(6 * 3_600_000, 5), `download ${model.repoId}@${model.revision}`, {
-      endpoint: ep,
-      repoId: model.repoId,
-      revision: model.revision,
-    });
+    const download = await call(
+      'downloadModel',
+      podStep(6 * 3_600_000, 5),
+      `download ${model.repoId}@${model.revision}`,
+      {
+        endpoint: ep,
+        repoId: model.repoId,
+        revision: model.revision,
+      },
+    );
     timings.downloadMs = download.durationMs;
 
     stage('starting-vllm');
     const tensorParallelSize = vllm.tensorParallelSize ?? gpuCount;
-    const server = await call('startVllm', podStep(vllm.startupTimeoutMs + 300_000, 4), `start vLLM ${vllm.version} for ${model.repoId}`, {
-      endpoint: ep,
-      modelDir: download.modelDir,
-      servedModelName: model.repoId,
-      vllm,
-      tensorParallelSize,
-      ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
-    });
+    const server = await call(
+      'startVllm',
+      podStep(vllm.startupTimeoutMs + 300_000, 4),
+      `start vLLM ${vllm.version} for ${model.repoId}`,
+      {
+        endpoint: ep,
+        modelDir: download.modelDir,
+        servedModelName: model.repoId,
+        vllm,
+        tensorParallelSize,
+        ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
+      },
+    );
     timings.vllmLoadMs = server.loadTimeMs;
 
     for (const prompt of study.prompts) {
@@ -172,25 +209,32 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       const runId = `${runBase}-${prompt.name}`;
       const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;
       stage('inference', prompt.name);
-      const inference = await call('runInference', podStep(48 * 3_600_000, 5), `metered inference: ${model.repoId}, ${prompt.name}`, {
-        endpoint: ep,
-        spec: {
-          schemaVersion: 1,
-          runId,
-          baseUrl: server.baseUrl,
-          servedModelName: model.repoId,
-          datasetPath: prepared.remote.datasetPath,
-          promptTemplatePath: `${prepared.remote.promptsDir}/${prompt.name}.txt`,
-          fewShotPath: prompt.fewShotExamplesPath ? `${prepared.remote.promptsDir}/${prompt.name}.examples.jsonl` : null,
-          sampling: model.sampling,
-          concurrency: harness.concurrency,
-          thinking: model.thinking,
-          codecarbon: study.codecarbon,
-          baselineSeconds: harness.baselineSeconds,
-          requestTimeoutS: harness.requestTimeoutS,
-          limit: harness.limit,
+      const inference = await call(
+        'runInference',
+        podStep(48 * 3_600_000, 5),
+        `metered inference: ${model.repoId}, ${prompt.name}`,
+        {
+          endpoint: ep,
+          spec: {
+            schemaVersion: 1,
+            runId,
+            baseUrl: server.baseUrl,
+            servedModelName: model.repoId,
+            datasetPath: prepared.remote.datasetPath,
+            promptTemplatePath: `${prepared.remote.promptsDir}/${prompt.name}.txt`,
+            fewShotPath: prompt.fewShotExamplesPath
+              ? `${prepared.remote.promptsDir}/${prompt.name}.examples.jsonl`
+              : null,
+            sampling: model.sampling,
+            concurrency: harness.concurrency,
+            thinking: model.thinking,
+            codecarbon: study.codecarbon,
+            baselineSeconds: harness.baselineSeconds,
+            requestTimeoutS: harness.requestTimeoutS,
+            limit: harness.limit,
+          },
         },
-      });
+      );
 
       stage('transferring', prompt.name);
       await call('transferResults', podStep(2 * 3_600_000, 10), `bring ${prompt.name} results home over SFTP`, {
@@ -229,12 +273,23 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           costPerHr: pod?.costPerHr ?? 0,
         },
         candidatesTried: attempts,
-        vllm: { ...vllm, tensorParallelSize, reportedVersion: server.version, commandLine: server.commandLine, loadTimeMs: server.loadTimeMs },
+        vllm: {
+          ...vllm,
+          tensorParallelSize,
+          reportedVersion: server.version,
+          commandLine: server.commandLine,
+          loadTimeMs: server.loadTimeMs,
+        },
         sampling: model.sampling,
         harness,
         codecarbon: study.codecarbon,
         environment: null,
-        timings: { ...timings, inferenceMs: inference.durationMs, samples: inference.total, finishedAt: new Date().toISOString() },
+        timings: {
+          ...timings,
+          inferenceMs: inference.durationMs,
+          samples: inference.total,
+          finishedAt: new Date().toISOString(),
+        },
         cost: {
           podCostSoFarUsd: Math.round(podCostUsd() * 10_000) / 10_000,
           note: 'pod cost per hour x time since the pod was created; the whole session, not only this run',
@@ -249,7 +304,8 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     }
     stage('done');
   } catch (err) {
-    progress.error = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    progress.error =
+      err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     throw err;
   } finally {
     // Runs on success, failure and cancellation (not on terminate: the reaper covers that).

@@ -1,4 +1,4 @@
-import { condition, executeChild, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, executeChild, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { modelSlug, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
 import type { GateDecision, PhaseWorkflowOutput, StudyProgress, StudyWorkflowInput } from '../shared/types.js';
@@ -18,7 +18,7 @@ export interface StudyWorkflowOutput {
 export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyWorkflowOutput> {
   const { study } = input;
   const start = study.phases.findIndex((p) => p.id === input.startPhase);
-  if (start < 0) throw new Error(`unknown phase ${input.startPhase}`);
+  if (start < 0) throw ApplicationFailure.nonRetryable(`unknown phase ${input.startPhase}`, 'StudyInvalidError');
 
   let decision: GateDecision | undefined;
   const progress: StudyProgress = {

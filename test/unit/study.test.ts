@@ -71,7 +71,11 @@ phases:
   });
 
   it('rejects unknown fields instead of ignoring them', () => {
-    const file = write(dir, 'typo.yaml', `extends: ${join(process.cwd(), 'studies/rq1.yaml')}\nvllm: { maxModelLength: 100 }\n`);
+    const file = write(
+      dir,
+      'typo.yaml',
+      `extends: ${join(process.cwd(), 'studies/rq1.yaml')}\nvllm: { maxModelLength: 100 }\n`,
+    );
     expect(() => loadStudyFile(file)).toThrow(/vllm: Unrecognized key: "maxModelLength"/);
   });
 
@@ -107,13 +111,31 @@ phases:
 describe('mergeOverlay', () => {
   it('merges objects by key, arrays of {id} by id, and replaces other arrays', () => {
     const merged = mergeOverlay(
-      { a: { b: 1, c: 2 }, list: [1, 2], phases: [{ id: 'p1', x: 1 }, { id: 'p2', x: 2 }] },
-      { a: { c: 3 }, list: [9], phases: [{ id: 'p2', x: 5 }, { id: 'p3', x: 6 }] },
+      {
+        a: { b: 1, c: 2 },
+        list: [1, 2],
+        phases: [
+          { id: 'p1', x: 1 },
+          { id: 'p2', x: 2 },
+        ],
+      },
+      {
+        a: { c: 3 },
+        list: [9],
+        phases: [
+          { id: 'p2', x: 5 },
+          { id: 'p3', x: 6 },
+        ],
+      },
     );
     expect(merged).toEqual({
       a: { b: 1, c: 3 },
       list: [9],
-      phases: [{ id: 'p1', x: 1 }, { id: 'p2', x: 5 }, { id: 'p3', x: 6 }],
+      phases: [
+        { id: 'p1', x: 1 },
+        { id: 'p2', x: 5 },
+        { id: 'p3', x: 6 },
+      ],
     });
   });
 });

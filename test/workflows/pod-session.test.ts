@@ -7,6 +7,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../../src/activities/index.js';
 import type { PodSessionInput, StudyProgress } from '../../src/shared/types.js';
+import type { podSessionWorkflow, studyWorkflow } from '../../src/workflows/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { WORKFLOWS_PATH } from '../../src/workers/worker.js';
 
@@ -60,7 +61,13 @@ function stubActivities(calls: Calls, overrides: Partial<Activities> = {}): Acti
       reused: false,
       usedXetFallback: false,
     }),
-    startVllm: rec('startVllm', { baseUrl: 'http://127.0.0.1:8000', version: 'sim', commandLine: 'vllm serve', loadTimeMs: 1, reused: false }),
+    startVllm: rec('startVllm', {
+      baseUrl: 'http://127.0.0.1:8000',
+      version: 'sim',
+      commandLine: 'vllm serve',
+      loadTimeMs: 1,
+      reused: false,
+    }),
     runInference: rec('runInference', { remoteDir: '/ws/runs/r', done: 4, total: 4, durationMs: 1 }),
     transferResults: rec('transferResults', { files: [], skipped: [] }),
     collectLogs: rec('collectLogs', { collected: [] }),
@@ -97,7 +104,11 @@ describe('podSessionWorkflow teardown', () => {
   it('runs every step in order and terminates the pod on success', async () => {
     const calls: Calls = [];
     const out = await withWorker(stubActivities(calls), (taskQueue) =>
-      env.client.workflow.execute('podSessionWorkflow', { taskQueue, workflowId: randomUUID(), args: [input] }),
+      env.client.workflow.execute<typeof podSessionWorkflow>('podSessionWorkflow', {
+        taskQueue,
+        workflowId: randomUUID(),
+        args: [input],
+      }),
     );
     expect(calls.map((c) => c.name)).toEqual([
       'reservePod',
@@ -109,16 +120,21 @@ describe('podSessionWorkflow teardown', () => {
       'collectLogs',
       'terminatePod',
     ]);
-    expect((out as { runs: unknown[] }).runs).toHaveLength(study.prompts.length);
+    expect(out.runs).toHaveLength(study.prompts.length);
   });
 
   it('terminates the pod when a step fails', async () => {
     const calls: Calls = [];
     const failing = stubActivities(calls, {
-      startVllm: () => Promise.reject(ApplicationFailure.create({ type: 'ModelDoesNotFitError', message: 'OOM', nonRetryable: true })),
+      startVllm: () =>
+        Promise.reject(ApplicationFailure.create({ type: 'ModelDoesNotFitError', message: 'OOM', nonRetryable: true })),
     });
     const err = await withWorker(failing, (taskQueue) =>
-      env.client.workflow.execute('podSessionWorkflow', { taskQueue, workflowId: randomUUID(), args: [input] }),
+      env.client.workflow.execute<typeof podSessionWorkflow>('podSessionWorkflow', {
+        taskQueue,
+        workflowId: randomUUID(),
+        args: [input],
+      }),
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(calls.map((c) => c.name).slice(-2)).toEqual(['collectLogs', 'terminatePod']);
@@ -140,10 +156,17 @@ describe('podSessionWorkflow teardown', () => {
       },
     });
     const err = await withWorker(blocking, async (taskQueue) => {
-      const handle = await env.client.workflow.start('podSessionWorkflow', { taskQueue, workflowId: randomUUID(), args: [input] });
+      const handle = await env.client.workflow.start<typeof podSessionWorkflow>('podSessionWorkflow', {
+        taskQueue,
+        workflowId: randomUUID(),
+        args: [input],
+      });
       await started;
       await handle.cancel();
-      return handle.result().catch((e: unknown) => e);
+      return handle.result().then(
+        () => null,
+        (e: unknown) => e,
+      );
     });
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
@@ -159,7 +182,7 @@ describe('podSessionWorkflow teardown', () => {
     // Phase 2a holds in the download step until an "approve" has been sent before any gate opened.
     const activities = stubActivities(calls, { downloadModel: async (i) => (await early, base.downloadModel(i)) });
     await withWorker(activities, async (taskQueue) => {
-      const handle = await env.client.workflow.start('studyWorkflow', {
+      const handle = await env.client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
         taskQueue,
         workflowId: `study-${onePhaseStudy.study}`,
         args: [{ study: onePhaseStudy, startPhase: 'phase2a' }],
@@ -178,7 +201,7 @@ describe('podSessionWorkflow teardown', () => {
       expect(calls.filter((c) => c.name === 'terminatePod')).toHaveLength(2);
       expect(calls.filter((c) => c.name === 'summarizePhase')).toHaveLength(1);
       await handle.signal('gateDecision', { decision: 'skip', by: 'test' });
-      const result = (await handle.result()) as { skipped: string[]; phases: unknown[] };
+      const result = await handle.result();
       expect(result.skipped).toEqual(['phase2b']);
       expect(result.phases).toHaveLength(1);
     });

@@ -80,10 +80,11 @@ class Ssh2Shell implements PodShell {
 
   exec(command: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, channel: ClientChannel) => {
+      const onChannel = (err: Error | undefined, channel: ClientChannel) => {
         if (err) return reject(new SshError(`exec on ${this.where}: ${err.message}`, this.where));
         let stdout = '';
         let stderr = '';
+        let exitCode: number | null = null;
         let settled = false;
         const finish = (fn: () => void) => {
           if (settled) return;
@@ -107,11 +108,16 @@ class Ssh2Shell implements PodShell {
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('data', (d: Buffer) => (stdout += d.toString()));
         channel.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        channel.on('exit', (code: number | null) => {
-          channel.on('close', () => finish(() => resolve({ code, stdout, stderr })));
-        });
-        channel.on('close', () => finish(() => resolve({ code: null, stdout, stderr })));
-      });
+        // 'exit' carries the status; 'close' comes after all output. A signal-killed command has no code.
+        channel.on('exit', (code: number | null) => (exitCode = code));
+        channel.on('close', () => finish(() => resolve({ code: exitCode, stdout, stderr })));
+      };
+      try {
+        this.client.exec(command, onChannel);
+      } catch (err) {
+        // ssh2 throws synchronously when the connection is already gone (pod terminated, network drop).
+        reject(new SshError(`exec on ${this.where}: ${(err as Error).message}`, this.where));
+      }
     });
   }
 

@@ -36,7 +36,12 @@ export interface RunPodActivityDeps {
 }
 
 /** The create body for one candidate. Only fields valid in both the 2.9 and the newest schema. */
-export function createRequest(podName: string, target: RunPodTarget, c: GpuCandidate, publicKey: string): CreatePodRequest {
+export function createRequest(
+  podName: string,
+  target: RunPodTarget,
+  c: GpuCandidate,
+  publicKey: string,
+): CreatePodRequest {
   return {
     name: podName,
     image: target.image,
@@ -88,7 +93,10 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
       const attempts: CandidateAttempt[] = [];
       const existing = await adoptByName(podName);
       if (existing) {
-        const index = Math.max(0, target.candidates.findIndex((c) => c.gpuTypeId === existing.gpu?.id));
+        const index = Math.max(
+          0,
+          target.candidates.findIndex((c) => c.gpuTypeId === existing.gpu?.id),
+        );
         const candidate = target.candidates[index] ?? target.candidates[0];
         if (!candidate) throw new Error('the study lists no GPU candidates');
         attempts.push({ index, candidate, outcome: 'adopted', detail: `pod ${existing.id} from an earlier attempt` });
@@ -104,7 +112,12 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
             const pod = await runpod.createPod(createRequest(podName, target, candidate, deps.publicKey), {
               signal: cancellationSignal(),
             });
-            attempts.push({ index, candidate, outcome: 'created', detail: `pod ${pod.id} in ${pod.dataCenterId ?? '?'}` });
+            attempts.push({
+              index,
+              candidate,
+              outcome: 'created',
+              detail: `pod ${pod.id} in ${pod.dataCenterId ?? '?'}`,
+            });
             log.info('pod created', { podId: pod.id, candidate: label });
             return { pod: toRef(pod, index, candidate), attempts };
           } catch (err) {
@@ -116,11 +129,20 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
               continue;
             } else if (err instanceof RunPodRateLimitedError) {
               attempts.push({ index, candidate, outcome: 'rate-limited', detail: err.detail });
-            } else if (err instanceof RunPodServerError || err instanceof RunPodTimeoutError || err instanceof RunPodNetworkError) {
+            } else if (
+              err instanceof RunPodServerError ||
+              err instanceof RunPodTimeoutError ||
+              err instanceof RunPodNetworkError
+            ) {
               // The create may have happened even though the answer was lost: look before moving on.
               const adopted = await adoptByName(podName);
               if (adopted) {
-                attempts.push({ index, candidate, outcome: 'adopted', detail: `pod ${adopted.id} created despite ${err.message}` });
+                attempts.push({
+                  index,
+                  candidate,
+                  outcome: 'adopted',
+                  detail: `pod ${adopted.id} created despite ${err.message}`,
+                });
                 return { pod: toRef(adopted, index, candidate), attempts };
               }
               attempts.push({ index, candidate, outcome: 'server-error', detail: err.message });
@@ -133,7 +155,9 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
           break;
         }
       }
-      const summary = attempts.map((a) => `#${a.index} ${a.candidate.gpuTypeId} [${a.candidate.dataCenterIds.join(',') || 'any'}]: ${a.outcome}`);
+      const summary = attempts.map(
+        (a) => `#${a.index} ${a.candidate.gpuTypeId} [${a.candidate.dataCenterIds.join(',') || 'any'}]: ${a.outcome}`,
+      );
       throw ApplicationFailure.create({
         type: ErrorTypes.NoCapacity,
         message: `no GPU candidate could be reserved (${summary.join('; ')}); retrying later`,
@@ -147,10 +171,19 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
       let last: string;
       for (;;) {
         const pod = await runpod.getPod(input.podId, { signal: cancellationSignal() });
-        if (!pod) throw ApplicationFailure.create({ type: ErrorTypes.PodGone, message: `pod ${input.podId} no longer exists`, nonRetryable: true });
+        if (!pod)
+          throw ApplicationFailure.create({
+            type: ErrorTypes.PodGone,
+            message: `pod ${input.podId} no longer exists`,
+            nonRetryable: true,
+          });
         const phase = toPhase(pod.status);
         if (phase === 'failed' || phase === 'gone' || phase === 'exited') {
-          throw ApplicationFailure.create({ type: ErrorTypes.PodNotReady, message: `pod ${input.podId} is ${pod.status}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: ErrorTypes.PodNotReady,
+            message: `pod ${input.podId} is ${pod.status}`,
+            nonRetryable: true,
+          });
         }
         const ssh = podSshEndpoint(pod);
         last = `status ${pod.status}, ${ssh ? `ssh ${ssh.host}:${ssh.port}` : 'no SSH port yet'}`;
@@ -187,7 +220,12 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
         const pod = await runpod.getPod(input.podId, { signal: cancellationSignal() });
         if (!pod || !isLive(pod)) break;
         if (i >= 10) {
-          throw new RunPodApiError({ status: null, method: 'GET', path: `/pods/${input.podId}`, detail: `pod still ${pod.status} after DELETE` });
+          throw new RunPodApiError({
+            status: null,
+            method: 'GET',
+            path: `/pods/${input.podId}`,
+            detail: `pod still ${pod.status} after DELETE`,
+          });
         }
         await sleep(Math.min(deps.pollIntervalMs, 3_000));
       }

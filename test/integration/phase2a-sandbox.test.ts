@@ -1,0 +1,190 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import type { PodSessionProgress, RunManifest, StudyProgress } from '../../src/shared/types.js';
+import type { studyWorkflow } from '../../src/workflows/index.js';
+import type { Study } from '../../src/study/schema.js';
+import { loadStudyFile } from '../../src/study/load.js';
+import { createWorker } from '../../src/workers/worker.js';
+import { startSandboxServers } from '../../sandbox/daemon.js';
+
+/**
+ * Phase 2a end to end, every part real: Temporal dev server, the worker with the production activities, the
+ * RunPod emulator whose pods are OpenSSH servers, the `hf` CLI against the local Hub, the simulated vLLM
+ * started on the pod as `vllm serve`, and the Python harness with CodeCarbon 2.7.1.
+ */
+describe('phase 2a on the sandbox', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'e2e-'));
+  const resultsDir = join(dir, 'results');
+  const apiKey = `test-${randomUUID()}`;
+  const taskQueue = `e2e-${randomUUID()}`;
+  let env: TestWorkflowEnvironment;
+  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
+  let worker: Worker;
+  let running: Promise<void>;
+
+  beforeAll(async () => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
+    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
+    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
+    const config = loadConfig(
+      {
+        SANDBOX: 'true',
+        TASK_QUEUE: taskQueue,
+        RUNPOD_API_KEY: apiKey,
+        RUNPOD_BASE_URL: servers.runpod.url,
+        HF_ENDPOINT: servers.hf.url,
+        SSH_PRIVATE_KEY_PATH: join(dir, 'id_ed25519'),
+        RESULTS_DIR: resultsDir,
+        POD_POLL_INTERVAL_MS: '500',
+      },
+      process.cwd(),
+    );
+    worker = await createWorker(config, env.nativeConnection);
+    running = worker.run();
+  });
+
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await servers?.runpod.close();
+    await servers?.hf.close();
+    await env?.teardown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const sandboxStudy = (): Study => ({
+    ...loadStudyFile('studies/rq1.sandbox.yaml'),
+    study: `e2e-${randomUUID().slice(0, 8)}`,
+  });
+
+  async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  const start = (study: Study): Promise<WorkflowHandle<typeof studyWorkflow>> =>
+    env.client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
+      taskQueue,
+      workflowId: `study-${study.study}`,
+      args: [{ study, startPhase: 'phase2a' }],
+    });
+
+  it('runs both models and both prompts, brings verified results home, terminates every pod, and waits at the gate', async () => {
+    const study = sandboxStudy();
+    const handle = await start(study);
+    const atGate = await waitFor('the phase 2b gate', async () => {
+      const p = await handle.query<StudyProgress>('studyProgress');
+      return p.phaseState === 'waiting-at-gate' ? p : undefined;
+    });
+    expect(atGate.gate?.nextPhase).toBe('phase2b');
+
+    const phaseDir = join(resultsDir, study.study, 'phase2a');
+    const runDirs = ['Qwen3-30B-A3B-Instruct-2507', 'Qwen3-30B-A3B-Thinking-2507'].flatMap((model) =>
+      ['zero-shot', 'few-shot'].flatMap((prompt) => {
+        const base = join(phaseDir, model, prompt);
+        return readdirSync(base).map((run) => join(base, run));
+      }),
+    );
+    expect(runDirs).toHaveLength(4);
+    for (const runDir of runDirs) {
+      // One prediction per unique sample (the synthetic file repeats two rows).
+      const predictions = readFileSync(join(runDir, 'predictions.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(predictions).toHaveLength(48);
+      expect(new Set(predictions.map((p) => p.id)).size).toBe(48);
+      for (const key of [
+        'id',
+        'label',
+        'raw_output',
+        'prediction',
+        'finish_reason',
+        'prompt_tokens',
+        'completion_tokens',
+        'latency_ms',
+      ]) {
+        expect(predictions[0]).toHaveProperty(key);
+      }
+      const csv = readFileSync(join(runDir, 'emissions.csv'), 'utf8').trim().split('\n');
+      expect(csv.length).toBeGreaterThanOrEqual(2); // header + this run's row
+
+      const metrics = JSON.parse(readFileSync(join(runDir, 'metrics.json'), 'utf8')) as Record<string, unknown>;
+      expect(metrics.n).toBe(48);
+      expect(metrics.accuracy).toBeGreaterThan(0.3);
+      expect(metrics).toHaveProperty('confusion');
+
+      const manifest = JSON.parse(readFileSync(join(runDir, 'manifest.json'), 'utf8')) as RunManifest;
+      expect(manifest.simulated).toBe(true);
+      expect(manifest.pod.gpuTypeId).toBe('NVIDIA H100 80GB HBM3');
+      expect(manifest.candidatesTried[0]?.outcome).toBe('created');
+      expect((manifest.environment as { codecarbon: string }).codecarbon).toBe('2.7.1');
+      expect(manifest.vllm.reportedVersion).toMatch(/sim/);
+      expect(manifest.model.commitSha).toMatch(/^[0-9a-f]{40}$/);
+      expect(manifest.datasetSha256).toMatch(/^[0-9a-f]{64}$/);
+
+      // The checksum file covers every file and matches what is on disk.
+      const sums = readFileSync(join(runDir, 'checksums.sha256'), 'utf8').trim().split('\n');
+      const listed = sums.map((l) => l.split(/\s+/)[1]);
+      expect(listed).toEqual(
+        expect.arrayContaining(['predictions.jsonl', 'emissions.csv', 'metrics.json', 'manifest.json']),
+      );
+      execFileSync('sha256sum', ['--check', '--quiet', 'checksums.sha256'], { cwd: runDir });
+    }
+    // Thinking runs keep the reasoning apart from the answer.
+    const thinkingRun = runDirs.find((d) => d.includes('Thinking')) ?? '';
+    const firstThinking = JSON.parse(
+      readFileSync(join(thinkingRun, 'predictions.jsonl'), 'utf8').split('\n')[0] ?? '{}',
+    ) as { reasoning: string | null };
+    expect(firstThinking.reasoning).toBeTruthy();
+    expect(existsSync(join(phaseDir, 'summary.json'))).toBe(true);
+
+    // Two pods were created (one per model) and both are gone; billing has stopped for each.
+    const billing = servers.runpod.billing();
+    expect(servers.runpod.pods()).toHaveLength(0);
+    expect(billing.pods).toHaveLength(2);
+    expect(billing.accruingUsdPerHr).toBe(0);
+
+    await handle.signal('gateDecision', { decision: 'stop', by: 'test' });
+    const result = await handle.result();
+    expect(result.stoppedAt).toBe('phase2b');
+  });
+
+  it('terminates the pod when the study is cancelled while a session is busy', async () => {
+    const study = sandboxStudy();
+    const handle = await start(study);
+    const sessionId = `study-${study.study}--phase2a--Qwen3-30B-A3B-Instruct-2507`;
+    const busy = await waitFor('a session past pod creation', async () => {
+      try {
+        const p = await env.client.workflow.getHandle(sessionId).query<PodSessionProgress>('sessionProgress');
+        return p.podId && ['preparing', 'downloading', 'starting-vllm', 'inference'].includes(p.stage) ? p : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    expect(servers.runpod.pods().map((p) => p.id)).toContain(busy.podId);
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const session = await env.client.workflow.getHandle(sessionId).query<PodSessionProgress>('sessionProgress');
+    expect(session.podTerminatedAt).not.toBeNull();
+    expect(servers.runpod.pods().map((p) => p.id)).not.toContain(busy.podId);
+    expect(servers.runpod.billing().accruingUsdPerHr).toBe(0);
+  });
+});
