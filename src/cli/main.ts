@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
@@ -30,7 +30,13 @@ function studyFile(path: string, sandbox: boolean): string {
 
 async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string }> {
   const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT);
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '10s' });
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '10s' }).catch(
+    (err: unknown) => {
+      throw new UsageError(
+        `cannot reach Temporal at ${config.TEMPORAL_ADDRESS} (${(err as Error).message}); start it (npm run temporal:up) or set TEMPORAL_ADDRESS`,
+      );
+    },
+  );
   return { client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), uiUrl: config.TEMPORAL_UI_URL };
 }
 
@@ -187,6 +193,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await run(rest);
   } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      console.error(`error: no such study workflow (${err.workflowId}); start one with npm run start-workflow`);
+      return 2;
+    }
     if (err instanceof UsageError || err instanceof ConfigError || err instanceof StudyInvalidError) {
       console.error(`error: ${err.message}`);
       return 2;

@@ -75,6 +75,8 @@ export interface PreparePodInput {
   endpoint: PodEndpoint;
   datasetPath: string;
   prompts: PromptStrategy[];
+  /** The pinned vLLM version the pod must have (installed when missing or different). */
+  vllmVersion: string;
 }
 export interface PreparePodOutput {
   datasetSha256: string;
@@ -82,6 +84,7 @@ export interface PreparePodOutput {
   fewShotSha256: Record<string, string>;
   remote: { harnessDir: string; datasetPath: string; promptsDir: string };
   pythonVersion: string;
+  vllmVersion: string;
 }
 
 export interface DownloadModelInput {

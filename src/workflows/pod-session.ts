@@ -165,12 +165,13 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     stage('preparing');
     const prepared = await call(
       'preparePod',
-      { ...quick, startToCloseTimeout: '30m' },
-      'upload harness, dataset and prompts',
+      { ...quick, startToCloseTimeout: '60m' },
+      `upload harness, dataset and prompts; ensure vLLM ${vllm.version}`,
       {
         endpoint: ep,
         datasetPath: study.datasetPath,
         prompts: study.prompts,
+        vllmVersion: vllm.version,
       },
     );
 

@@ -51,6 +51,7 @@ function stubActivities(calls: Calls, overrides: Partial<Activities> = {}): Acti
       fewShotSha256: { 'few-shot': 'e' },
       remote: { harnessDir: '/ws/harness', datasetPath: '/ws/data/dataset.jsonl', promptsDir: '/ws/prompts' },
       pythonVersion: '3.11',
+      vllmVersion: '0.11.0',
     }),
     downloadModel: rec('downloadModel', {
       modelDir: '/ws/models/m',

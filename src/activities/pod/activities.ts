@@ -99,8 +99,20 @@ export function createPodActivities(deps: PodActivityDeps) {
     return hashes;
   }
 
+  /** Installs the pinned vLLM when the image has none or another version; returns what `vllm --version` says. */
+  async function ensureVllmVersion(sh: PodShell, want: string): Promise<string> {
+    const installed = async () => (await sh.exec('vllm --version 2>/dev/null | tail -n 1', { timeoutMs: 120_000 })).stdout.trim();
+    let have = await installed();
+    if (sameRelease(have, want)) return have;
+    log.info('installing vLLM on the pod', { have: have || 'none', want });
+    await run(sh, 'pip install vllm', `python3 -m pip install -q ${q(`vllm==${want}`)}`, 45 * 60_000);
+    have = await installed();
+    if (!sameRelease(have, want)) throw new RemoteCommandError('vLLM version check', 1, `wanted ${want}, the pod has ${have || 'none'}`);
+    return have;
+  }
+
   return {
-    /** Uploads the harness, dataset and prompts; checks the pod's Python has the pinned harness requirements. */
+    /** Uploads the harness, dataset and prompts; ensures the pinned harness requirements and vLLM version. */
     async preparePod(input: PreparePodInput): Promise<PreparePodOutput> {
       const ws = input.endpoint.workspaceDir;
       const remote = { harnessDir: `${ws}/harness`, datasetPath: `${ws}/data/dataset.jsonl`, promptsDir: `${ws}/prompts` };
@@ -137,7 +149,8 @@ export function createPodActivities(deps: PodActivityDeps) {
           probe = await sh.exec(check, { timeoutMs: 60_000 });
           if (probe.code !== 0) throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
         }
-        return { datasetSha256, promptSha256, fewShotSha256, remote, pythonVersion: probe.stdout.trim() };
+        const vllmVersion = await ensureVllmVersion(sh, input.vllmVersion);
+        return { datasetSha256, promptSha256, fewShotSha256, remote, pythonVersion: probe.stdout.trim(), vllmVersion };
       });
     },
 
@@ -428,6 +441,11 @@ function parseMarker(text: string) {
 }
 
 const sumBytes = (files: { bytes: number }[]) => files.reduce((a, f) => a + f.bytes, 0);
+
+/** PEP 440: `0.11.0+cu128` (or the sandbox's `0.11.0+sim`) is a local build of release `0.11.0`. */
+export function sameRelease(have: string, want: string): boolean {
+  return have !== '' && have.split('+')[0] === want.split('+')[0];
+}
 
 export function sha256File(path: string): Promise<string> {
   return new Promise((resolvePromise, reject) => {
