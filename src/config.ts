@@ -44,11 +44,18 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Pure: the same env and cwd always give the same config. Fails with every problem named. */
-export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): Env {
+/**
+ * Pure: the same env and cwd always give the same config. Fails with every problem named. Only what talks to
+ * RunPod (the worker, starting a real run) needs the API key; gate and status commands do not.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv,
+  cwd: string = process.cwd(),
+  opts = { requireRunPodKey: true },
+): Env {
   const r = EnvSchema.safeParse(env);
   if (!r.success) throw new ConfigError(`invalid environment:\n${z.prettifyError(r.error)}`);
-  if (!r.data.SANDBOX && !r.data.RUNPOD_API_KEY) {
+  if (opts.requireRunPodKey && !r.data.SANDBOX && !r.data.RUNPOD_API_KEY) {
     throw new ConfigError('RUNPOD_API_KEY is not set: a real run needs a RunPod API key (or use --sandbox).');
   }
   return {

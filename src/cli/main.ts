@@ -29,7 +29,9 @@ function studyFile(path: string, sandbox: boolean): string {
 }
 
 async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string }> {
-  const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT);
+  const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
+    requireRunPodKey: false,
+  });
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '10s' }).catch(
     (err: unknown) => {
       throw new UsageError(
@@ -63,17 +65,15 @@ async function start(args: string[]): Promise<number> {
   });
   const phaseId = positionals[0];
   if (!phaseId) throw new UsageError('which phase? e.g. `npm run start-workflow -- phase2a --sandbox`');
+  // A real run needs the RunPod key: say so before anything else is checked or started.
+  if (!values.sandbox) loadConfig(process.env, ROOT);
   const file = studyFile(values.study, values.sandbox);
   const study = loadStudyFile(file);
   checkStudyFiles(study, ROOT, file);
   if (!study.phases.some((p) => p.id === phaseId)) {
     throw new UsageError(`${file} has no phase ${phaseId} (it has ${study.phases.map((p) => p.id).join(', ')})`);
   }
-  if (values.sandbox) {
-    await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) });
-  } else {
-    loadConfig(process.env, ROOT); // fails fast without RUNPOD_API_KEY, before anything starts
-  }
+  if (values.sandbox) await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) });
   const { client, uiUrl } = await connect(values.sandbox);
   const workflowId = workflowIds.study(study.study);
   let handle;

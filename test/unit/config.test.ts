@@ -7,6 +7,10 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ HOME: '/home/x' })).toThrow(/RUNPOD_API_KEY is not set/);
   });
 
+  it('lets commands that never call RunPod run without the key', () => {
+    expect(loadConfig({ HOME: '/h' }, '/p', { requireRunPodKey: false }).RUNPOD_API_KEY).toBeUndefined();
+  });
+
   it('fills defaults from HOME and the working directory', () => {
     const c = loadConfig({ HOME: '/home/x', RUNPOD_API_KEY: 'k' }, '/proj');
     expect(c.SSH_PRIVATE_KEY_PATH).toBe('/home/x/.ssh/id_ed25519');
