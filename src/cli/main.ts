@@ -28,6 +28,11 @@ function studyFile(path: string, sandbox: boolean): string {
   return overlay;
 }
 
+/** The sandbox overlay names its study `<name>-sandbox`, so `--study rq1 --sandbox` means `rq1-sandbox`. */
+function studyNameFor(study: string, sandbox: boolean): string {
+  return sandbox && !study.endsWith('-sandbox') ? `${study}-sandbox` : study;
+}
+
 async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string }> {
   const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
     requireRunPodKey: false,
@@ -134,7 +139,7 @@ async function gate(args: string[]): Promise<number> {
   if (decision !== 'approve' && decision !== 'skip' && decision !== 'stop') {
     throw new UsageError('the decision must be approve, skip or stop');
   }
-  const studyName = values.sandbox && !values.study.endsWith('-sandbox') ? `${values.study}-sandbox` : values.study;
+  const studyName = studyNameFor(values.study, values.sandbox);
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   const p = await handle.query<StudyProgress>('studyProgress');
@@ -154,7 +159,7 @@ async function status(args: string[]): Promise<number> {
     args,
     options: { study: { type: 'string', default: 'rq1' }, sandbox: { type: 'boolean', default: false } },
   });
-  const studyName = values.sandbox && !values.study.endsWith('-sandbox') ? `${values.study}-sandbox` : values.study;
+  const studyName = studyNameFor(values.study, values.sandbox);
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   const outcome = await followStudy({ client, handle });
