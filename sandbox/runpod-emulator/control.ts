@@ -27,7 +27,8 @@ const RequestMatch = {
   pathPrefix: z.string().optional(),
 };
 
-export const PodFaultEffectSchema = z.enum(['no-ports', 'sshd-refuses', 'error', 'vanish']);
+// ssh-drop: open SSH connections are cut (sshd keeps listening, detached processes keep running).
+export const PodFaultEffectSchema = z.enum(['no-ports', 'sshd-refuses', 'error', 'vanish', 'ssh-drop']);
 export type PodFaultEffect = z.infer<typeof PodFaultEffectSchema>;
 
 export const FaultSchema = z.discriminatedUnion('type', [
@@ -76,6 +77,12 @@ export const FaultSchema = z.discriminatedUnion('type', [
     namePrefix: z.string().optional(),
     count: z.number().int().min(1).default(1),
     afterMs: z.number().int().min(0).default(0),
+  }),
+  // Extra SSH-session environment for pods created from now on (e.g. simulated-vLLM knobs such as
+  // VLLM_SIM_FAULT); an empty value removes the variable.
+  z.strictObject({
+    type: z.literal('pod-env'),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()),
   }),
   z.strictObject({ type: z.literal('clear') }),
 ]);

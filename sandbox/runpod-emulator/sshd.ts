@@ -258,6 +258,21 @@ export class SshdManager {
     this.#live.delete(handle);
   }
 
+  /**
+   * Cuts every open SSH connection of the pod (the listener's per-connection children) while sshd keeps
+   * listening and detached pod processes keep running: what a network drop looks like to both ends.
+   */
+  dropConnections(handle: SshdHandle): number {
+    const connections = new Map<number, string>();
+    for (const name of safeReaddir('/proc')) {
+      const pid = Number(name);
+      const stat = Number.isInteger(pid) ? parseStat(readProc(pid, 'stat')) : null;
+      if (stat && stat.ppid === handle.pid && stat.state !== 'Z') connections.set(pid, stat.start);
+    }
+    signalAll(connections, 'SIGKILL');
+    return connections.size;
+  }
+
   /** Stops every sshd and refuses to start new ones. */
   async stopAll(): Promise<void> {
     this.#closed = true;

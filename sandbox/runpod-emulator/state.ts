@@ -213,6 +213,8 @@ const MAX_LOG_LINES = 5000;
 
 export class EmulatorState {
   readonly #o: EmulatorStateOptions;
+  /** From 'pod-env' faults: session environment for pods created from now on, over `podEnv`. */
+  #extraPodEnv: Record<string, string> = {};
   readonly #pods = new Map<string, PodRecord>();
   readonly #terminated = new Set<string>();
   readonly #billing = new Map<string, BillingRecord>();
@@ -589,6 +591,10 @@ export class EmulatorState {
       case 'clear':
         Object.assign(f, emptyFaults());
         this.#o.catalog.staleCatalog = false;
+        this.#extraPodEnv = {};
+        return;
+      case 'pod-env':
+        this.#extraPodEnv = { ...this.#extraPodEnv, ...fault.env };
         return;
       case 'create-5xx':
         f.create5xx.push({ status: fault.status, remaining: fault.count });
@@ -861,7 +867,7 @@ export class EmulatorState {
   #sessionEnv(pod: PodRecord): [string, string][] {
     const path = [this.#o.podPathPrefix, '/usr/local/bin:/usr/bin:/bin'].filter((s) => s !== '').join(':');
     return [
-      ...Object.entries(this.#o.podEnv),
+      ...Object.entries({ ...this.#o.podEnv, ...this.#extraPodEnv }).filter(([, v]) => v !== ''),
       ...Object.entries(pod.env),
       ['POD_WORKSPACE', podPaths(pod.dir).workspace],
       ['HOME', podPaths(pod.dir).home],
@@ -951,6 +957,15 @@ export class EmulatorState {
         // sshd reads authorized_keys on every attempt, so emptying it takes effect at once.
         if (pod.sshd) void writeFile(podPaths(pod.dir).authorizedKeys, '').catch(() => undefined);
         return;
+      case 'ssh-drop': {
+        const timer = setTimeout(() => {
+          pod.faultTimers.delete(timer);
+          const dropped = pod.sshd ? this.#o.sshd.dropConnections(pod.sshd) : 0;
+          this.#podLog(pod, 'system', `network drop: ${dropped} SSH connection(s) cut (fault)`);
+        }, afterMs);
+        pod.faultTimers.add(timer);
+        return;
+      }
       case 'error':
       case 'vanish': {
         const run = async (): Promise<void> => {
