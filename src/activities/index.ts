@@ -1,9 +1,10 @@
 import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
+import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
 import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
 import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
 import { withFailureConversion } from './failures.js';
 
-export type ActivityDeps = RunPodActivityDeps & PodActivityDeps & ResultsActivityDeps;
+export type ActivityDeps = RunPodActivityDeps & PodActivityDeps & ResultsActivityDeps & ReaperActivityDeps;
 
 /** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
 export function createActivities(deps: ActivityDeps) {
@@ -11,6 +12,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRunPodActivities(deps),
     ...createPodActivities(deps),
     ...createResultsActivities(deps),
+    ...createReaperActivities(deps),
   });
 }
 

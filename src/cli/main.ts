@@ -8,7 +8,8 @@ import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
 import type { GateDecision, StudyProgress } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
-import { ensureSandbox, stopSandbox } from '../../sandbox/services.js';
+import { ensureSandbox, sandboxWorkerEnv, stopSandbox } from '../../sandbox/services.js';
+import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { followStudy } from './follow.js';
 
 const ROOT = process.cwd();
@@ -16,7 +17,11 @@ const USAGE = `Usage:
   npm run start-workflow -- <phase> [--study studies/rq1.yaml] [--sandbox] [--detach]
   npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--note TEXT]
   npm run status -- [--study rq1] [--sandbox]
+  npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
   npm run sandbox -- <up|down>`;
+
+/** In the sandbox the reaper runs every few minutes with a short grace period. */
+const SANDBOX_REAPER = { everyMinutes: 5, input: { graceMs: 2 * 60_000, dryRun: false } };
 
 class UsageError extends Error {}
 
@@ -80,6 +85,7 @@ async function start(args: string[]): Promise<number> {
   }
   if (values.sandbox) await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) });
   const { client, uiUrl } = await connect(values.sandbox);
+  if (values.sandbox) await installReaperSchedule(client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
   const workflowId = workflowIds.study(study.study);
   let handle;
   try {
@@ -174,6 +180,7 @@ async function sandbox(args: string[]): Promise<number> {
   const log = (l: string) => console.log(`sandbox: ${l}`);
   if (args[0] === 'up') {
     const s = await ensureSandbox({ rootDir: ROOT, log });
+    await installReaperSchedule((await connect(true)).client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
     console.log(
       `Temporal ${s.temporalAddress} (UI http://localhost:8233), RunPod emulator ${s.info.runpodUrl}, HF ${s.info.hfUrl}`,
     );
@@ -186,7 +193,16 @@ async function sandbox(args: string[]): Promise<number> {
   throw new UsageError('sandbox takes up or down');
 }
 
-const commands: Record<string, (args: string[]) => Promise<number>> = { start, gate, status, sandbox };
+async function reaper(args: string[]): Promise<number> {
+  let env = process.env;
+  if (args.includes('--sandbox')) {
+    const s = await ensureSandbox({ rootDir: ROOT });
+    env = { ...process.env, ...sandboxWorkerEnv(s.paths, s.info) };
+  }
+  return reaperCommand(args, loadConfig(env, ROOT));
+}
+
+const commands: Record<string, (args: string[]) => Promise<number>> = { start, gate, status, sandbox, reaper };
 
 async function main(argv: string[]): Promise<number> {
   const [command = '', ...rest] = argv;

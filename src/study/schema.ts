@@ -138,7 +138,8 @@ export const PhaseSchema = z
 
 export const StudySchema = z
   .object({
-    study: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes'),
+    // No `--`: pod names use it to separate study, phase, model and run token.
+    study: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'lower-case letters and digits, single dashes between'),
     description: z.string().default(''),
     datasetPath: z.string().min(1),
     prompts: z.array(PromptStrategySchema).min(1),

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { temporalWorkflowStatus } from '../activities/reaper/client.js';
 import { createActivities } from '../activities/index.js';
 import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
@@ -23,11 +25,17 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     privateKeyPath: config.SSH_PRIVATE_KEY_PATH,
     connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
   });
+  // The reaper asks the server who owns a pod; a plain client connection, separate from the worker's.
+  const temporal = new Client({
+    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
   const publicKey = readFileSync(config.SSH_PUBLIC_KEY_PATH ?? `${config.SSH_PRIVATE_KEY_PATH}.pub`, 'utf8').trim();
   const activities = createActivities({
     runpod,
     connector,
     publicKey,
+    workflowStatus: temporalWorkflowStatus(temporal),
     projectRoot: config.PROJECT_ROOT,
     harnessDir: HARNESS_DIR,
     resultsDir: resolve(config.PROJECT_ROOT, config.RESULTS_DIR),

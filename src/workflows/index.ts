@@ -2,3 +2,4 @@
 export { studyWorkflow } from './study.js';
 export { phaseWorkflow } from './phase.js';
 export { podSessionWorkflow } from './pod-session.js';
+export { reaperWorkflow } from './reaper.js';

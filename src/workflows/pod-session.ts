@@ -8,7 +8,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { modelSlug, POD_NAME_PREFIX } from '../shared/constants.js';
+import { modelSlug, podName as formatPodName } from '../shared/constants.js';
 import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
 import type {
   CandidateAttempt,
@@ -120,7 +120,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     let gpuCount = 1;
     if (target.kind === 'runpod') {
       stage('reserving');
-      const podName = `${POD_NAME_PREFIX}-${study.study}-${phaseId}-${slug}-${token}`.toLowerCase();
+      const podName = formatPodName({ study: study.study, phase: phaseId, modelSlug: slug, token });
       const reserved = await call(
         'reservePod',
         {

@@ -37,6 +37,7 @@ describe('phase 2a on the sandbox', () => {
     const config = loadConfig(
       {
         SANDBOX: 'true',
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
         TASK_QUEUE: taskQueue,
         RUNPOD_API_KEY: apiKey,
         RUNPOD_BASE_URL: servers.runpod.url,

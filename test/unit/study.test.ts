@@ -65,7 +65,7 @@ phases:
     }
     expect(error).toBeInstanceOf(StudyInvalidError);
     const problems = (error as StudyInvalidError).problems.join('\n');
-    expect(problems).toMatch(/^study: lower-case letters/m);
+    expect(problems).toMatch(/^study: lower-case letters and digits, single dashes/m);
     expect(problems).toMatch(/^harness\.concurrency: /m);
     expect(problems).toMatch(/^phases\.1\.models\.0\.repoId: must look like owner\/name/m);
   });

@@ -74,6 +74,7 @@ function stubActivities(calls: Calls, overrides: Partial<Activities> = {}): Acti
     collectLogs: rec('collectLogs', { collected: [] }),
     writeRunManifest: rec('writeRunManifest', { checksumFile: 'c', metrics: null }),
     summarizePhase: rec('summarizePhase', { summaryPath: 's', runs: 0, inconsistencies: [] }),
+    reapOrphanPods: rec('reapOrphanPods', { checkedAt: '', dryRun: true, decisions: [] }),
   };
   return { ...base, ...overrides };
 }

@@ -1,0 +1,70 @@
+import { parseArgs } from 'node:util';
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import { temporalWorkflowStatus } from '../activities/reaper/client.js';
+import { formatDecision, reapOrphanPods } from '../activities/reaper/reaper.js';
+import { RunPodClient } from '../activities/runpod/client.js';
+import type { Env } from '../config.js';
+import { REAPER_SCHEDULE_ID } from '../shared/constants.js';
+import type { ReapOrphanPodsInput } from '../shared/types.js';
+
+/** Creates (or updates) the Schedule that runs reaperWorkflow every `everyMinutes`. */
+export async function installReaperSchedule(
+  client: Client,
+  opts: { taskQueue: string; everyMinutes: number; input: ReapOrphanPodsInput },
+): Promise<'created' | 'updated'> {
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: 'reaperWorkflow',
+    taskQueue: opts.taskQueue,
+    args: [opts.input],
+  };
+  const spec = { intervals: [{ every: `${opts.everyMinutes}m` }] };
+  try {
+    await client.schedule.create({
+      scheduleId: REAPER_SCHEDULE_ID,
+      spec,
+      action,
+      // A slow reaper run must not pile up behind itself.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    });
+    return 'created';
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(REAPER_SCHEDULE_ID).update((prev) => ({ ...prev, spec, action }));
+    return 'updated';
+  }
+}
+
+/** `npm run reaper -- [--dry-run] [--grace-minutes N] [--install-schedule [--every-minutes N]]` */
+export async function reaperCommand(args: string[], config: Env): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'dry-run': { type: 'boolean', default: false },
+      'grace-minutes': { type: 'string', default: '15' },
+      'install-schedule': { type: 'boolean', default: false },
+      'every-minutes': { type: 'string', default: '10' },
+      sandbox: { type: 'boolean', default: false },
+    },
+  });
+  const graceMinutes = Number(values['grace-minutes']);
+  const everyMinutes = Number(values['every-minutes']);
+  if (!(graceMinutes >= 0) || !(everyMinutes > 0)) throw new Error('--grace-minutes and --every-minutes take numbers');
+  const input: ReapOrphanPodsInput = { graceMs: graceMinutes * 60_000, dryRun: values['dry-run'] };
+  const client = new Client({
+    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    namespace: config.TEMPORAL_NAMESPACE,
+  });
+  if (values['install-schedule']) {
+    const how = await installReaperSchedule(client, { taskQueue: config.TASK_QUEUE, everyMinutes, input });
+    console.log(`${how} schedule ${REAPER_SCHEDULE_ID}: reaperWorkflow every ${everyMinutes} min (grace ${graceMinutes} min${input.dryRun ? ', dry run' : ''})`);
+    return 0;
+  }
+  const runpod = new RunPodClient({ apiKey: config.RUNPOD_API_KEY ?? '', baseUrl: config.RUNPOD_BASE_URL, timeoutMs: config.RUNPOD_TIMEOUT_MS });
+  const out = await reapOrphanPods({ runpod, workflowStatus: temporalWorkflowStatus(client) }, input);
+  if (out.decisions.length === 0) console.log('no project pods on the account');
+  for (const d of out.decisions) console.log(formatDecision(d));
+  const acted = out.decisions.filter((d) => d.action !== 'kept').length;
+  console.log(input.dryRun ? `dry run: ${acted} pod(s) would be terminated` : `${acted} pod(s) terminated`);
+  return 0;
+}
