@@ -27,7 +27,7 @@ export const EnvSchema = z.object({
 
   /** Poll interval of long pod-side steps (download, vLLM start, inference). */
   POD_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
-  /** A download that writes no byte for this long is killed and retried. */
+  /** No byte written for this long: kill the download, resume with Xet off (study `download.stallTimeoutMs` wins). */
   DOWNLOAD_STALL_TIMEOUT_MS: z.coerce
     .number()
     .int()

@@ -85,6 +85,11 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
                   for w, b in zip(windows, baselines, strict=True) if b is not None)
     nvml_values = [w["nvml_kwh"] for w in windows]
     nvml = sum(nvml_values) if windows and all(v is not None for v in nvml_values) else None
+    # The same subtraction on the NVML counter, with the baseline's NVML power (both null without a GPU).
+    nvml_net: float | None = None
+    if nvml is not None and all(b is not None and b.get("nvml_gpu_power_w") is not None for b in baselines):
+        nvml_net = sum(w["nvml_kwh"] - b["nvml_gpu_power_w"] * w["duration_s"] / 3.6e6
+                       for w, b in zip(windows, baselines, strict=True) if b is not None)
     measured_samples = sum(a["done_after"] - a["done_before"] for a in measured)
     last_baseline = baselines[-1] if baselines else None
     return {
@@ -99,6 +104,7 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
         "gpu_kwh_per_output_token": _per(gpu, completion_tokens),
         "gpu_kwh_net_per_output_token": _per(net, completion_tokens),
         "nvml_gpu_kwh": nvml,
+        "nvml_gpu_kwh_net_of_baseline": nvml_net,
         "codecarbon_minus_nvml_gpu_kwh": gpu - nvml if nvml is not None else None,
         "codecarbon_vs_nvml_gpu_rel": (gpu - nvml) / nvml if nvml else None,
         "attempts": len(measured),

@@ -7,6 +7,7 @@ inside a CodeCarbon window, then metrics over all attempts. Any failure leaves p
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import signal
@@ -58,19 +59,26 @@ def request_body(spec: Spec, prompt: str) -> dict[str, Any]:
             "max_tokens": s.max_tokens, "seed": s.seed, "stream": False}
 
 
-def prediction_record(sample: Sample, result: ChatResult, thinking: bool) -> dict[str, Any]:
-    split = split_output(result.content, result.reasoning, thinking, result.finish_reason)
+def sampling_record(spec: Spec) -> dict[str, Any]:
+    """The sampling fields and seed each request carried, kept with its record."""
+    s = spec.sampling
+    return {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k, "min_p": s.min_p,
+            "max_tokens": s.max_tokens, "seed": s.seed}
+
+
+def prediction_record(sample: Sample, result: ChatResult, spec: Spec) -> dict[str, Any]:
+    split = split_output(result.content, result.reasoning, spec.thinking, result.finish_reason)
     prediction = parse_answer(split.answer)
     return {"id": sample.id, "label": sample.label, "raw_output": split.answer, "reasoning": split.reasoning,
             "prediction": prediction, "parsed": prediction is not None, "finish_reason": result.finish_reason,
             "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-            "latency_ms": round(result.latency_ms, 1), "error": None}
+            "latency_ms": round(result.latency_ms, 1), "sampling": sampling_record(spec), "error": None}
 
 
-def error_record(sample: Sample, error: SampleRequestError) -> dict[str, Any]:
+def error_record(sample: Sample, error: SampleRequestError, spec: Spec) -> dict[str, Any]:
     return {"id": sample.id, "label": sample.label, "raw_output": None, "reasoning": None, "prediction": None,
             "parsed": False, "finish_reason": None, "prompt_tokens": None, "completion_tokens": None,
-            "latency_ms": None, "error": str(error)}
+            "latency_ms": None, "sampling": sampling_record(spec), "error": str(error)}
 
 
 def run_requests(spec: Spec, client: VllmClient, builder: PromptBuilder, pending: list[Sample],
@@ -82,11 +90,10 @@ def run_requests(spec: Spec, client: VllmClient, builder: PromptBuilder, pending
         if abort.is_set():
             raise Aborted()
         try:
-            return prediction_record(sample, client.chat(request_body(spec, builder.render(sample.func))),
-                                     spec.thinking)
+            return prediction_record(sample, client.chat(request_body(spec, builder.render(sample.func))), spec)
         except SampleRequestError as exc:
             log.warning("sample %s not served: %s", sample.id, exc)
-            return error_record(sample, exc)
+            return error_record(sample, exc, spec)
         except Exception:
             abort.set()  # at once, so this worker and the others take no further queued samples
             raise
@@ -229,6 +236,30 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated("terminated by SIGTERM")
 
 
+EXIT_ALREADY_RUNNING = 3
+_run_lock: int | None = None  # held (open) for the life of the process; the kernel releases it on exit
+
+
+def claim_run(out: Path) -> int | None:
+    """One harness per run directory: an exclusive flock on `harness.lock`, which holds the owner's pid.
+
+    A second start (a retried start command whose first answer was lost with the SSH connection) finds the lock
+    held and returns the owner's pid instead of running the samples twice; None means this process owns the run.
+    """
+    global _run_lock
+    fd = os.open(out / "harness.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 64).decode(errors="replace").strip()
+        os.close(fd)
+        return int(owner) if owner.isdigit() else -1
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _run_lock = fd
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m harness.run")
     parser.add_argument("--spec", required=True, type=Path)
@@ -243,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = spec.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    owner = claim_run(out)
+    if owner is not None:
+        # Leave progress.json and the logs to the running owner; point harness.pid back at it for re-attaching.
+        if owner > 0:
+            (out / "harness.pid").write_text(f"{owner}\n")
+        print(f"harness: run {spec.run_id} is already running (pid {owner}); not starting a second one",
+              file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
     setup_logging(out / "harness.log")
     (out / "harness.pid").write_text(f"{os.getpid()}\n")
     progress = Progress(out / "progress.json")

@@ -40,7 +40,8 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(POD_DIR)
-    env.pop("VLLM_SIM_FAULT", None)
+    for knob in ("VLLM_SIM_FAULT", "VLLM_SIM_KV_CACHE_TOKENS", "VLLM_SIM_STATE_DIR", "POD_WORKSPACE"):
+        env.pop(knob, None)
     env.update(extra or {})
     return env
 

@@ -29,12 +29,20 @@ from conftest import (
 from harness.energy import LOCK_PATH, rapl_readable
 
 PREDICTION_FIELDS = {"id", "label", "raw_output", "reasoning", "prediction", "parsed", "finish_reason",
-                     "prompt_tokens", "completion_tokens", "latency_ms"}
+                     "prompt_tokens", "completion_tokens", "latency_ms", "sampling", "error"}
+SPEC_SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0, "max_tokens": 512, "seed": 1234}
 
 
 def emissions_rows(out: Path) -> list[dict[str, str]]:
     with (out / "emissions.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def progress_stage(out: Path) -> str | None:
+    try:
+        return str(read_json(out / "progress.json").get("stage"))
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def assert_unique_complete(out: Path, n: int) -> list[dict[str, Any]]:
@@ -71,6 +79,7 @@ def test_full_run_writes_every_output(full_run: tuple[Path, Path]) -> None:
 
     records = assert_unique_complete(out, 16)
     assert all(r.keys() >= PREDICTION_FIELDS for r in records)
+    assert all(r["sampling"] == SPEC_SAMPLING for r in records)  # each record says what its request carried
     assert all(r["parsed"] == (r["prediction"] is not None) and r["completion_tokens"] > 0 for r in records)
 
     m = read_json(out / "metrics.json")
@@ -94,6 +103,9 @@ def test_full_run_writes_every_output(full_run: tuple[Path, Path]) -> None:
     env = read_json(out / "environment.json")
     assert env["vllm"]["version"] == "0.11.0+sim" and env["codecarbon"] == "2.7.1"
     assert env["huggingface_hub"] and env["hostname"]
+    # no GPU here: every GPU field is null, and the note says so (the manifest copies it)
+    assert env["gpu"]["present"] is False and env["gpu"]["name"] is None and env["gpu"]["note"]
+    assert env["torch"] is None and env["cuda_runtime"] is None
     assert "dropped 1 rows with a duplicate idx" in (out / "harness.log").read_text()
     # every sampling field went out explicitly
     assert "temperature=0.7, top_p=0.8, top_k=20, min_p=0.0, seed=1234" in vllm_log.read_text()
@@ -213,3 +225,26 @@ def test_invalid_spec_exits_2_and_says_why(tmp_path: Path, dataset: Path) -> Non
     assert result.returncode == 2
     progress = read_json(spec.parent / "progress.json")
     assert progress["state"] == "failed" and "concurrency" in progress["error"]
+
+
+def test_second_start_of_a_running_run_refuses_and_leaves_it_alone(start_sim: Callable[..., Sim], dataset: Path,
+                                                                    tmp_path: Path) -> None:
+    sim = start_sim()
+    out = tmp_path / "run-twice"
+    spec = write_spec(out, sim.url, dataset, baselineSeconds=3, limit=2)
+    owner = subprocess.Popen([sys.executable, "-m", "harness.run", "--spec", str(spec)], cwd=out, env=child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while progress_stage(out) != "baseline" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (out / "harness.pid").write_text("1\n")  # as a second `startDetached` would leave it
+        second = run_harness(spec)
+        assert second.returncode == 3 and f"already running (pid {owner.pid})" in second.stderr
+        assert (out / "harness.pid").read_text().strip() == str(owner.pid)  # pointed back at the owner
+        assert owner.wait(timeout=60) == 0
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+    assert_unique_complete(out, 2)
+    assert len((out / "attempts.jsonl").read_text().splitlines()) == 1

@@ -209,3 +209,38 @@ def test_spec_example_parses() -> None:
 def test_spec_errors(override: dict[str, object], message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse_spec(_spec(**override))
+
+
+def test_metrics_nvml_net_of_baseline_uses_the_baselines_nvml_power() -> None:
+    records = [{"label": 1, "prediction": 1, "completion_tokens": 10, "prompt_tokens": 5, "latency_ms": 3.0}]
+    window = {"duration_s": 36.0, "gpu_kwh": 0.002, "cpu_kwh": 0.0, "ram_kwh": 0.0, "total_kwh": 0.002,
+              "nvml_kwh": 0.0019}
+    baseline = {"gpu_power_w": 100.0, "nvml_gpu_power_w": 90.0, "duration_s": 2.0}
+    e = build_metrics("r", "m", records, [{"done_before": 0, "done_after": 1, "baseline": baseline,
+                                           "inference": window}], rapl=False, gpu_present=True)["energy"]
+    assert e["nvml_gpu_kwh_net_of_baseline"] == pytest.approx(0.0019 - 0.0009)  # 90 W for 36 s
+    no_gpu = dict(window, nvml_kwh=None)
+    e = build_metrics("r", "m", records, [{"done_before": 0, "done_after": 1, "baseline": baseline,
+                                           "inference": no_gpu}], rapl=False, gpu_present=False)["energy"]
+    assert e["nvml_gpu_kwh"] is None and e["nvml_gpu_kwh_net_of_baseline"] is None
+
+
+def test_gpu_summary_reads_nvidia_smi_and_says_why_it_is_empty(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.environment import cuda_driver_version, gpu_summary, nvidia_smi
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
+    assert nvidia_smi() is None and cuda_driver_version() is None
+    empty = gpu_summary(None, None)
+    assert empty["present"] is False and empty["name"] is None and "no NVIDIA GPU" in empty["note"]
+    # A stand-in nvidia-smi with the real output formats (query CSV without units, and the banner).
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\n"
+                    'case "$1" in --query-gpu=*) echo "0, NVIDIA H100 80GB HBM3, 81559, 700.00, 570.124.06, GPU-1";;\n'
+                    '*) echo "| NVIDIA-SMI 570.124.06   Driver Version: 570.124.06   CUDA Version: 12.8 |";; esac\n')
+    fake.chmod(0o755)
+    smi = nvidia_smi()
+    summary = gpu_summary(smi, cuda_driver_version())
+    assert summary == {"present": True, "count": 1, "name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559.0,
+                       "power_limit_w": 700.0, "driver_version": "570.124.06", "cuda_driver_version": "12.8",
+                       "note": None}

@@ -122,3 +122,40 @@ def test_removed_flag_is_rejected(model_dir: Path) -> None:
     result = subprocess.run([str(VLLM_BIN), "serve", str(model_dir), "--enable-reasoning"], env=child_env(),
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "unrecognized arguments: --enable-reasoning" in result.stderr
+
+
+def test_kv_cache_too_small_exits_1_with_vllm_numbers(model_dir: Path, tmp_path: Path) -> None:
+    proc, _ = launch_sim(model_dir, tmp_path / "log", [], env={"VLLM_SIM_KV_CACHE_TOKENS": "4096"})
+    assert proc.wait(timeout=30) == 1
+    log = (tmp_path / "log").read_text()
+    assert "max seq len (8192)" in log and "estimated maximum model length is 4096" in log
+
+
+def test_second_server_on_a_held_gpu_fails_like_vllm(start_sim: Callable[..., Sim], model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    state = {"VLLM_SIM_STATE_DIR": str(tmp_path)}
+    first = start_sim(env=state)
+    assert (tmp_path / ".vllm-sim-gpu").read_text().strip() == str(first.proc.pid)
+    proc, _ = launch_sim(model_dir, tmp_path / "second.log", [], env=state)
+    assert proc.wait(timeout=30) == 1
+    log = (tmp_path / "second.log").read_text()
+    assert "Free memory on device" in log and f"pid {first.proc.pid} holds the GPU" in log
+    first.stop()
+    assert not (tmp_path / ".vllm-sim-gpu").exists()  # a clean stop releases the claim
+    third = start_sim(env=state)
+    assert json.loads(third.get("/version"))["version"] == "0.11.0+sim"
+
+
+def test_crash_once_crashes_only_the_first_server(start_sim: Callable[..., Sim], tmp_path: Path) -> None:
+    env = {"VLLM_SIM_STATE_DIR": str(tmp_path), "VLLM_SIM_FAULT": "crash-after:2:once"}
+    first = start_sim(env=env)
+    chat(first, UNSAFE)
+    chat(first, UNSAFE)  # the second completion is answered, then the engine dies
+    assert first.proc.wait(timeout=10) == 1
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        chat(first, UNSAFE)
+    assert (tmp_path / ".vllm-sim-crashed").exists()
+    second = start_sim(env=env)  # its claim on the GPU is free: the crashed holder is dead
+    for _ in range(4):
+        chat(second, UNSAFE)
+    assert second.proc.poll() is None

@@ -28,6 +28,11 @@ export const HfFaultSchema = z.discriminatedUnion('kind', [
     status: z.number().int().min(500).max(599).default(500),
     /** Which methods fail; HEAD and GET when absent. */
     methods: z.array(z.enum(['GET', 'HEAD'])).optional(),
+    /**
+     * The error text in the body (the `hf` CLI prints it), e.g. a Xet CAS error a real CDN returns. Default: the
+     * Hub's generic 500 text.
+     */
+    message: z.string().min(1).optional(),
   }),
   z.object({
     kind: z.literal('truncate'),

@@ -407,7 +407,8 @@ function failWith5xx(
   if (!hit) return false;
   consumeFault(hit);
   entry.fault = 'error5xx';
-  sendJson(res, hit.fault.status, { error: 'Internal Error - We are working hard to fix this as soon as possible!' });
+  const message = hit.fault.message ?? 'Internal Error - We are working hard to fix this as soon as possible!';
+  sendJson(res, hit.fault.status, { error: message });
   return true;
 }
 

@@ -68,6 +68,7 @@ export const DEFAULT_GPU_TYPES: GpuTypeSpec[] = [
   gpu('NVIDIA H100 80GB HBM3', 'H100 SXM', 'HOPPER_80', 80, [2.69, 0], [8, 0], { ram: 125, vcpu: 20 }),
   gpu('NVIDIA H200', 'H200 SXM', 'HOPPER_141', 141, [3.59, 0], [8, 0], { ram: 188, vcpu: 24, cuda: '12.9' }),
   gpu('NVIDIA A100 80GB PCIe', 'A100 PCIe', 'AMPERE_80', 80, [1.64, 1.19], [8, 8], { ram: 117, vcpu: 8, cuda: '12.4' }),
+  gpu('NVIDIA A100-SXM4-80GB', 'A100 SXM', 'AMPERE_80', 80, [1.74, 1.39], [8, 8], { ram: 125, vcpu: 16, cuda: '12.4' }),
   gpu('NVIDIA L40S', 'L40S', 'ADA_48_PRO', 48, [0.86, 0.79], [8, 8], { ram: 62, vcpu: 12 }),
   gpu('NVIDIA RTX A6000', 'RTX A6000', 'AMPERE_48', 48, [0.49, 0.33], [8, 8], { ram: 50, vcpu: 8, cuda: '12.4' }),
   gpu('NVIDIA GeForce RTX 4090', 'RTX 4090', 'ADA_24', 24, [0.69, 0.34], [8, 8], { ram: 41, vcpu: 6 }),
@@ -129,6 +130,7 @@ export const DEFAULT_CAPACITY: CapacityCell[] = [
   { gpuTypeId: 'NVIDIA H200', dataCenterId: 'EU-SE-1', cloud: 'SECURE', freeGpus: 8 },
   { gpuTypeId: 'NVIDIA A100 80GB PCIe', dataCenterId: 'US-KS-2', cloud: 'SECURE', freeGpus: 4 },
   { gpuTypeId: 'NVIDIA A100 80GB PCIe', dataCenterId: 'CA-MTL-3', cloud: 'COMMUNITY', freeGpus: 4 },
+  { gpuTypeId: 'NVIDIA A100-SXM4-80GB', dataCenterId: 'US-TX-3', cloud: 'SECURE', freeGpus: 4 },
   { gpuTypeId: 'NVIDIA L40S', dataCenterId: 'EU-RO-1', cloud: 'SECURE', freeGpus: 8 },
   { gpuTypeId: 'NVIDIA L40S', dataCenterId: 'US-TX-3', cloud: 'SECURE', freeGpus: 4 },
   { gpuTypeId: 'NVIDIA RTX A6000', dataCenterId: 'US-TX-3', cloud: 'SECURE', freeGpus: 4 },
@@ -197,11 +199,7 @@ export class CapacityModel {
    * @throws Error naming an unknown GPU type or data center.
    */
   setCapacity(cells: CapacityCell[], opts: { replace?: boolean } = {}): void {
-    for (const c of cells) {
-      if (!this.gpuTypes.has(c.gpuTypeId)) throw new Error(`unknown GPU type '${c.gpuTypeId}'`);
-      if (!this.dataCenters.has(c.dataCenterId)) throw new Error(`unknown data center '${c.dataCenterId}'`);
-      if (!Number.isInteger(c.freeGpus) || c.freeGpus < 0) throw new Error('freeGpus must be an integer >= 0');
-    }
+    this.checkCells(cells);
     if (opts.replace) this.#cells.clear();
     for (const c of cells) {
       const type = this.gpuTypes.get(c.gpuTypeId) as GpuTypeSpec;
@@ -216,6 +214,15 @@ export class CapacityModel {
         ramPerGpuGb: c.ramPerGpuGb ?? prev?.ramPerGpuGb ?? type.hostRamPerGpuGb ?? Math.max(32, type.memoryGb),
         vcpuPerGpu: c.vcpuPerGpu ?? prev?.vcpuPerGpu ?? type.hostVcpuPerGpu ?? 8,
       });
+    }
+  }
+
+  /** @throws Error naming an unknown GPU type or data center, or a bad free-GPU count. */
+  checkCells(cells: CapacityCell[]): void {
+    for (const c of cells) {
+      if (!this.gpuTypes.has(c.gpuTypeId)) throw new Error(`unknown GPU type '${c.gpuTypeId}'`);
+      if (!this.dataCenters.has(c.dataCenterId)) throw new Error(`unknown data center '${c.dataCenterId}'`);
+      if (!Number.isInteger(c.freeGpus) || c.freeGpus < 0) throw new Error('freeGpus must be an integer >= 0');
     }
   }
 

@@ -13,10 +13,14 @@ export const CapacityCellSchema = z.strictObject({
   vcpuPerGpu: z.number().int().positive().optional(),
 });
 
-/** `POST /_control/capacity`: set the free GPUs of cells; `replace` drops every cell not listed. */
+/**
+ * `POST /_control/capacity`: set the free GPUs of cells; `replace` drops every cell not listed. With `afterMs`, the
+ * change happens that long from now (capacity that appears or disappears later, e.g. during a crunch).
+ */
 export const CapacityUpdateSchema = z.strictObject({
   cells: z.array(CapacityCellSchema),
   replace: z.boolean().default(false),
+  afterMs: z.number().int().min(0).default(0),
 });
 export type CapacityUpdate = z.input<typeof CapacityUpdateSchema>;
 

@@ -102,7 +102,7 @@ export interface RunPodEmulator {
   pods(): PodInternals[];
   /** Every /v2 request seen (most recent 1000). */
   calls(): CallRecord[];
-  /** Same as `POST /_control/capacity`. @throws on an unknown GPU type or data center. */
+  /** Same as `POST /_control/capacity` (now, or `afterMs` from now). @throws on an unknown GPU type or data center. */
   setCapacity(update: CapacityUpdate): void;
   /** Same as `POST /_control/faults` with one fault. */
   injectFault(fault: Fault): void;
@@ -221,10 +221,7 @@ export async function startRunPodEmulator(options: RunPodEmulatorOptions = {}): 
     billing: () => state.billing(),
     pods: () => state.pods(),
     calls: () => state.calls(),
-    setCapacity: (update) => {
-      const u = CapacityUpdateSchema.parse(update);
-      catalog.setCapacity(u.cells, { replace: u.replace });
-    },
+    setCapacity: (update) => state.setCapacity(CapacityUpdateSchema.parse(update)),
     injectFault: (fault) => state.injectFault(FaultSchema.parse(fault)),
     clearFaults: () => state.injectFault({ type: 'clear' }),
     setRateLimits: (update) => {

@@ -124,7 +124,7 @@ export function createRequestHandler(deps: ServerDeps): (req: IncomingMessage, r
         POST: (c) => {
           const update = parseControl(CapacityUpdateSchema, c.json());
           try {
-            state.catalog.setCapacity(update.cells, { replace: update.replace });
+            state.setCapacity(update);
           } catch (err) {
             throw new ProblemError(400, err instanceof Error ? err.message : String(err));
           }
@@ -250,7 +250,9 @@ async function handle(
   const auth = req.headers.authorization;
   const token = auth?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
   if (!token) return finish(problemReply(new ProblemError(401, 'missing bearer token')), sub);
-  if (deps.apiKeys && !deps.apiKeys.has(token))
+  // A pod's own key (its RUNPOD_API_KEY) is valid, but only for that pod: see podKeyAllows below.
+  const podScope = deps.state.podForKey(token);
+  if (podScope === null && deps.apiKeys && !deps.apiKeys.has(token))
     return finish(problemReply(new ProblemError(401, 'invalid bearer token')), sub);
 
   const limit = deps.rateLimiter.take(token);
@@ -284,7 +286,27 @@ async function handle(
   }
   const handler = found.route.methods[method as Method];
   if (!handler) return finish(methodNotAllowed(found.route, extraHeaders), sub);
+  if (podScope !== null && !podKeyAllows(podScope, method, found, body)) {
+    return finish(problemReply(new ProblemError(403, 'access denied')), sub);
+  }
   finish(await run(handler, found.params), sub);
+}
+
+/**
+ * What a pod-scoped key may do in the emulator: read its own pod and stop it. RunPod documents the pod's
+ * RUNPOD_API_KEY as "limited in scope to only the pod"; which REST v2 calls accept it is UNCONFIRMED, so the
+ * emulator allows the least the watchdog needs (and refuses terminate, so a stopped pod keeps its volume).
+ */
+function podKeyAllows(podId: string, method: string, found: { route: Route; params: string[] }, body: string): boolean {
+  const path = found.route.segments.join('/');
+  if (found.params[0] !== podId) return false;
+  if (method === 'GET' && path === 'pods/:id') return true;
+  if (method !== 'POST' || path !== 'pods/:id/action') return false;
+  try {
+    return (JSON.parse(body) as { action?: unknown }).action === 'stop';
+  } catch {
+    return false;
+  }
 }
 
 function match(routes: Route[], path: string): { route: Route; params: string[] } | null {

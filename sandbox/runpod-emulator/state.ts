@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CapacityModel, Cloud } from './catalog.js';
+import type { CapacityCell, CapacityModel, Cloud } from './catalog.js';
 import type { ParsedFault, PodFaultEffect } from './control.js';
 import { ProblemError, noCapacity, notFound, validationFailed } from './problems.js';
 import { podPaths, preparePodDir } from './sshd.js';
@@ -137,6 +137,11 @@ interface PodRecord {
   /** Bumped on every interruption so late timeline steps and sshd starts know they are stale. */
   generation: number;
   logs: LogLine[];
+  /**
+   * The pod's own API key, in its sessions as RUNPOD_API_KEY: accepted only for reading this pod and stopping it.
+   * RunPod documents a RUNPOD_API_KEY "limited in scope to only the pod"; what REST v2 lets it do is UNCONFIRMED.
+   */
+  apiKey: string;
 }
 
 interface BillingRecord {
@@ -183,6 +188,8 @@ export interface PodInternals {
   costPerHr: number;
   faults: { noPorts: boolean; sshdRefuses: boolean };
   createdAt: string;
+  /** The pod-scoped key its sessions see as RUNPOD_API_KEY. */
+  podApiKey: string;
 }
 
 export interface FaultsSnapshot {
@@ -217,6 +224,10 @@ export class EmulatorState {
   #extraPodEnv: Record<string, string> = {};
   readonly #pods = new Map<string, PodRecord>();
   readonly #terminated = new Set<string>();
+  /** Pod-scoped API key -> pod id, for live pods only. */
+  readonly #podKeys = new Map<string, string>();
+  /** Capacity changes scheduled with `afterMs`. */
+  readonly #capacityTimers = new Set<NodeJS.Timeout>();
   readonly #billing = new Map<string, BillingRecord>();
   readonly #random: () => number;
   #seq = 0;
@@ -374,8 +385,10 @@ export class EmulatorState {
       faultTimers: new Set(),
       generation: 0,
       logs: [],
+      apiKey: `pod-${id}-${this.#hex(24)}`,
     };
     this.#pods.set(id, pod);
+    this.#podKeys.set(pod.apiKey, id);
     this.#billing.set(id, {
       podId: id,
       name: pod.name,
@@ -562,6 +575,29 @@ export class EmulatorState {
     return lines.map((l) => `id: ${l.ts}\ndata: ${JSON.stringify(l)}\n\n`).join('');
   }
 
+  /** The pod a pod-scoped API key belongs to, or null for any other token. */
+  podForKey(token: string): string | null {
+    return this.#podKeys.get(token) ?? null;
+  }
+
+  // ---- capacity ----------------------------------------------------------------------------------
+
+  /** Sets capacity now, or `afterMs` from now. Cells are checked at once either way. */
+  setCapacity(update: { cells: CapacityCell[]; replace: boolean; afterMs: number }): void {
+    this.#o.catalog.checkCells(update.cells);
+    if (update.afterMs <= 0) {
+      this.#o.catalog.setCapacity(update.cells, { replace: update.replace });
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#capacityTimers.delete(timer);
+      if (this.#closed) return;
+      this.#o.catalog.setCapacity(update.cells, { replace: update.replace });
+      this.#o.log(`capacity changed (scheduled): ${update.cells.length} cell(s)`);
+    }, update.afterMs);
+    this.#capacityTimers.add(timer);
+  }
+
   // ---- account -----------------------------------------------------------------------------------
 
   getSshKeys(): { keys: string[] } {
@@ -714,6 +750,7 @@ export class EmulatorState {
         costPerHr: p.costPerHr,
         faults: { ...p.faults },
         createdAt: new Date(p.createdAtMs).toISOString(),
+        podApiKey: p.apiKey,
       }));
   }
 
@@ -728,6 +765,8 @@ export class EmulatorState {
   /** Stops every timer and every pod's processes; billing stops accruing. Pods stay listed in state(). */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const t of this.#capacityTimers) clearTimeout(t);
+    this.#capacityTimers.clear();
     const now = Date.now();
     for (const pod of this.#pods.values()) {
       pod.generation++;
@@ -872,6 +911,8 @@ export class EmulatorState {
       ['POD_WORKSPACE', podPaths(pod.dir).workspace],
       ['HOME', podPaths(pod.dir).home],
       ['RUNPOD_POD_ID', pod.id],
+      // RunPod's documented pod variable; the emulator accepts it only for GET and stop of this pod.
+      ['RUNPOD_API_KEY', pod.apiKey],
       ['RUNPOD_GPU_COUNT', String(pod.gpu?.count ?? 0)],
       ['PATH', path],
     ];
@@ -892,6 +933,7 @@ export class EmulatorState {
   async #destroy(pod: PodRecord, why: 'terminated' | 'vanished'): Promise<void> {
     // Gone from the API and the meter at once; process and directory cleanup follow.
     this.#pods.delete(pod.id);
+    this.#podKeys.delete(pod.apiKey);
     this.#terminated.add(pod.id);
     this.#closeBilling(pod.id, true);
     this.#releaseGpus(pod);

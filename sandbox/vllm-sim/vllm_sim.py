@@ -2,12 +2,19 @@
 
 It behaves like vLLM 0.11 wherever the orchestrator or the harness can tell: command-line flags, startup log
 lines, a check of the downloaded weights, a port that opens only once startup is over, the OpenAI chat
-response shape, Prometheus metrics, and two faults. Its answers are deterministic: a crude scan of the
+response shape, Prometheus metrics, and startup and runtime faults. Its answers are deterministic: a crude scan of the
 evaluated C function for unsafe patterns, with about 10% of verdicts flipped and about 3% of replies left
 without a FINAL ANSWER line (both chosen by a hash of the prompt), so accuracy is high but not perfect.
 
 Knobs (environment): VLLM_SIM_STARTUP_DELAY_S (default 1), VLLM_SIM_TOKENS_PER_S (default 2000),
-VLLM_SIM_FAULT = "oom" | "crash-after:N".
+VLLM_SIM_FAULT = "oom" | "crash-after:N" | "crash-after:N:once", VLLM_SIM_KV_CACHE_TOKENS (KV-cache capacity in
+tokens; a larger --max-model-len fails at startup like vLLM's KV-cache check; unlimited when unset).
+
+State on a sandbox pod lives in VLLM_SIM_STATE_DIR, else $POD_WORKSPACE (unset: none, and the features below are off):
+- the simulated GPU: a server claims `.vllm-sim-gpu` (its pid) while loading; a second server started while a live one
+  holds it fails like vLLM when another process holds the VRAM ("Free memory on device ... is less than desired GPU
+  memory utilization"). A killed server's claim is released by its death.
+- `crash-after:N:once`: only the first server on the pod crashes (marker `.vllm-sim-crashed`); a restarted one serves.
 """
 
 from __future__ import annotations
@@ -107,6 +114,7 @@ def accept_extra_flags(extra: list[str], serve: argparse.ArgumentParser) -> dict
 class Fault:
     oom: bool = False
     crash_after: int | None = None
+    crash_once: bool = False
 
 
 def parse_fault(raw: str) -> Fault:
@@ -114,11 +122,75 @@ def parse_fault(raw: str) -> Fault:
         return Fault()
     if raw == "oom":
         return Fault(oom=True)
-    match = re.fullmatch(r"crash-after:(\d+)", raw)
+    match = re.fullmatch(r"crash-after:(\d+)(:once)?", raw)
     if match and int(match.group(1)) >= 1:
-        return Fault(crash_after=int(match.group(1)))
-    print(f"vllm-sim: VLLM_SIM_FAULT must be 'oom' or 'crash-after:N' (N >= 1), got {raw!r}", file=sys.stderr)
+        return Fault(crash_after=int(match.group(1)), crash_once=match.group(2) is not None)
+    print(f"vllm-sim: VLLM_SIM_FAULT must be 'oom', 'crash-after:N' or 'crash-after:N:once' (N >= 1), got {raw!r}",
+          file=sys.stderr)
     sys.exit(2)
+
+
+def state_dir() -> Path | None:
+    """Where per-pod simulator state lives (the simulated GPU, the crash-once marker); None outside a sandbox pod."""
+    raw = os.environ.get("VLLM_SIM_STATE_DIR") or os.environ.get("POD_WORKSPACE")
+    return Path(raw) if raw else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_gpu(state: Path | None, utilization: float) -> Path | None:
+    """Take the simulated GPU, or fail the way vLLM does when another process holds the memory it wants."""
+    if state is None:
+        return None
+    claim = state / ".vllm-sim-gpu"
+    try:
+        holder = int(claim.read_text().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        holder = 0
+    if holder and holder != os.getpid() and pid_alive(holder):
+        total = 79.19
+        log("ERROR", "core.py:708", "EngineCore failed to start.")
+        die_with_traceback(
+            [("v1/engine/core.py", 699, "run_engine_core"), ("v1/worker/gpu_worker.py", 239, "init_device")],
+            f"ValueError: Free memory on device (1.31/{total} GiB) on startup is less than desired GPU memory "
+            f"utilization ({utilization}, {utilization * total:.2f} GiB). Decrease GPU memory utilization or reduce "
+            f"GPU memory used by other processes. (simulated: pid {holder} holds the GPU)",
+            ["RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"],
+        )
+    claim.write_text(f"{os.getpid()}\n")
+    return claim
+
+
+def release_gpu(claim: Path | None) -> None:
+    try:
+        if claim is not None and claim.read_text().strip() == str(os.getpid()):
+            claim.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+
+
+def kv_cache_too_small(max_model_len: int, kv_tokens: int) -> NoReturn:
+    # vLLM V1's check (kv_cache_utils.check_enough_kv_cache_memory), with this model's 96 KiB of KV per token.
+    per_token_gib = 96 / 2**20
+    log("ERROR", "core.py:708", "EngineCore failed to start.")
+    die_with_traceback(
+        [("v1/engine/core.py", 699, "run_engine_core"),
+         ("v1/core/kv_cache_utils.py", 699, "check_enough_kv_cache_memory")],
+        f"ValueError: To serve at least one request with the models's max seq len ({max_model_len}), "
+        f"({max_model_len * per_token_gib:.2f} GiB KV cache is needed, which is larger than the available KV cache "
+        f"memory ({kv_tokens * per_token_gib:.2f} GiB). Based on the available memory, the estimated maximum model "
+        f"length is {kv_tokens}. Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when "
+        "initializing the engine.",
+        ["RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"],
+    )
 
 
 def env_float(name: str, default: float, minimum: float) -> float:
@@ -396,6 +468,7 @@ class SimState:
     thinking: bool
     tokens_per_s: float
     crash_after: int | None
+    crash_marker: Path | None
     api_key: str | None
     slots: threading.Semaphore
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -533,6 +606,8 @@ class Handler(BaseHTTPRequestHandler):
             state.completed += 1
             crash = state.crash_after is not None and state.completed >= state.crash_after
         if crash:
+            if state.crash_marker is not None:
+                state.crash_marker.write_text(f"{os.getpid()}\n")
             log("ERROR", "core_client.py:564", "Engine core proc EngineCore_DP0 died unexpectedly, shutting down "
                 f"client. (VLLM_SIM_FAULT crash-after:{state.crash_after})")
             os._exit(1)  # abrupt, like a dead engine: no shutdown, in-flight connections reset
@@ -614,7 +689,17 @@ def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, s
     fault = parse_fault(os.environ.get("VLLM_SIM_FAULT", ""))
     startup_delay = env_float("VLLM_SIM_STARTUP_DELAY_S", 1.0, 0.0)
     tokens_per_s = env_float("VLLM_SIM_TOKENS_PER_S", 2000.0, 1e-6)
+    kv_cache_tokens = int(env_float("VLLM_SIM_KV_CACHE_TOKENS", 0.0, 0.0))  # 0: unlimited
     names = args.served_model_name or [args.model]
+    state = state_dir()
+    crash_after, crash_marker = fault.crash_after, None
+    if fault.crash_once:
+        if state is None:
+            print("vllm-sim: crash-after:N:once needs VLLM_SIM_STATE_DIR or POD_WORKSPACE", file=sys.stderr)
+            return 2
+        crash_marker = state / ".vllm-sim-crashed"
+        if crash_marker.exists():
+            crash_after = None  # this pod's server already crashed once; the restarted one serves
 
     log("INFO", "api_server.py:1885", f"vLLM API server version {VERSION}")
     non_default = {k: v for k, v in vars(args).items() if k in defaults and v != defaults[k]}
@@ -626,44 +711,50 @@ def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, s
     log("INFO", "config.py:2434", f"Chunked prefill is enabled with max_num_batched_tokens="
         f"{args.max_num_batched_tokens or 8192}.")
 
-    load_started = time.monotonic()
-    time.sleep(startup_delay * 0.4)
-    load_s = time.monotonic() - load_started
-    log("INFO", "default_loader.py:267", f"Loading weights took {load_s:.2f} seconds")
-    log("INFO", "gpu_model_runner.py:2653", f"Model loading took {info.weight_bytes / 2**30:.4f} GiB and "
-        f"{load_s + 0.01:.6f} seconds")
-    if fault.oom:
-        oom_and_exit()
-    time.sleep(startup_delay * 0.6)
-    log("INFO", "core.py:210", "init engine (profile, create kv cache, warmup model) took "
-        f"{startup_delay * 0.6:.2f} seconds")
-
+    claim = claim_gpu(state, args.gpu_memory_utilization)
     try:
-        server = SimServer((args.host, args.port), Handler)
-    except OSError as exc:
-        log("ERROR", "api_server.py:1900", f"[Errno {exc.errno}] error while attempting to bind on address "
-            f"({args.host!r}, {args.port}): {exc.strerror}")
-        return 1
-    thinking = args.reasoning_parser is not None or any("thinking" in n.lower() for n in [*names, args.model])
-    server.state = SimState(
-        names=names, model_dir=args.model, max_model_len=max_model_len, reasoning_parser=args.reasoning_parser,
-        thinking=thinking, tokens_per_s=tokens_per_s, crash_after=fault.crash_after, api_key=args.api_key,
-        slots=threading.Semaphore(args.max_num_seqs))
+        load_started = time.monotonic()
+        time.sleep(startup_delay * 0.4)
+        load_s = time.monotonic() - load_started
+        log("INFO", "default_loader.py:267", f"Loading weights took {load_s:.2f} seconds")
+        log("INFO", "gpu_model_runner.py:2653", f"Model loading took {info.weight_bytes / 2**30:.4f} GiB and "
+            f"{load_s + 0.01:.6f} seconds")
+        if fault.oom:
+            oom_and_exit()
+        if kv_cache_tokens and max_model_len > kv_cache_tokens:
+            kv_cache_too_small(max_model_len, kv_cache_tokens)
+        time.sleep(startup_delay * 0.6)
+        log("INFO", "core.py:210", "init engine (profile, create kv cache, warmup model) took "
+            f"{startup_delay * 0.6:.2f} seconds")
 
-    def on_sigterm(_signum: int, _frame: Any) -> None:
-        raise SystemExit(0)
+        try:
+            server = SimServer((args.host, args.port), Handler)
+        except OSError as exc:
+            log("ERROR", "api_server.py:1900", f"[Errno {exc.errno}] error while attempting to bind on address "
+                f"({args.host!r}, {args.port}): {exc.strerror}")
+            return 1
+        thinking = args.reasoning_parser is not None or any("thinking" in n.lower() for n in [*names, args.model])
+        server.state = SimState(
+            names=names, model_dir=args.model, max_model_len=max_model_len, reasoning_parser=args.reasoning_parser,
+            thinking=thinking, tokens_per_s=tokens_per_s, crash_after=crash_after, crash_marker=crash_marker,
+            api_key=args.api_key, slots=threading.Semaphore(args.max_num_seqs))
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    log("INFO", "api_server.py:1971", f"Starting vLLM API server on http://{args.host}:{args.port}")
-    log("INFO", "launcher.py:37", "Available routes are: /health, /v1/models, /v1/chat/completions, /metrics, "
-        "/version")
-    print("INFO:     Application startup complete.", flush=True)
-    try:
-        server.serve_forever()
+        def on_sigterm(_signum: int, _frame: Any) -> None:
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        log("INFO", "api_server.py:1971", f"Starting vLLM API server on http://{args.host}:{args.port}")
+        log("INFO", "launcher.py:37", "Available routes are: /health, /v1/models, /v1/chat/completions, /metrics, "
+            "/version")
+        print("INFO:     Application startup complete.", flush=True)
+        try:
+            server.serve_forever()
+        finally:
+            print("INFO:     Shutting down", flush=True)
+            server.server_close()
+        return 0
     finally:
-        print("INFO:     Shutting down", flush=True)
-        server.server_close()
-    return 0
+        release_gpu(claim)  # a crash (os._exit) skips this: the claim then names a dead pid, which frees it
 
 
 def main(argv: list[str]) -> int:

@@ -1,10 +1,15 @@
+import { createHubActivities, type HubActivityDeps } from './hub/activities.js';
 import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
 import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
 import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
 import { withFailureConversion } from './failures.js';
 
-export type ActivityDeps = RunPodActivityDeps & PodActivityDeps & ResultsActivityDeps & ReaperActivityDeps;
+export type ActivityDeps = RunPodActivityDeps &
+  PodActivityDeps &
+  ResultsActivityDeps &
+  ReaperActivityDeps &
+  HubActivityDeps;
 
 /** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
 export function createActivities(deps: ActivityDeps) {
@@ -13,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPodActivities(deps),
     ...createResultsActivities(deps),
     ...createReaperActivities(deps),
+    ...createHubActivities(deps),
   });
 }
 

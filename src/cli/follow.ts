@@ -1,10 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { InferenceHeartbeat, PodSessionProgress, StudyProgress } from '../shared/types.js';
+import type { InferenceHeartbeat, PhaseProgress, PodSessionProgress, StudyProgress } from '../shared/types.js';
 
 /** Outcome of following a study: where it stopped and whether that is a success. */
-export type FollowOutcome = 'at-gate' | 'done' | 'stopped' | 'failed' | 'detached';
+export type FollowOutcome = 'at-gate' | 'waiting-for-budget' | 'done' | 'stopped' | 'failed' | 'detached';
 
 export interface SessionView {
   workflowId: string;
@@ -18,6 +18,15 @@ export function podCostUsd(p: PodSessionProgress, nowMs: number): number {
   if (!p.podCreatedAt) return 0;
   const end = p.podTerminatedAt ? Date.parse(p.podTerminatedAt) : nowMs;
   return (p.costPerHr * Math.max(0, end - Date.parse(p.podCreatedAt))) / 3_600_000;
+}
+
+/** Spend of the running phase and the study against their budgets. */
+export function formatSpend(study: StudyProgress, phase: PhaseProgress | null, sessionsUsd: number): string {
+  const money = (n: number) => `$${n.toFixed(4)}`;
+  const limit = (n: number | null) => (n === null ? 'no budget' : `budget $${n.toFixed(2)}`);
+  if (!phase) return `  study spent ${money(study.spentUsd)}`;
+  const phaseLive = Math.max(sessionsUsd, phase.spentUsd);
+  return `  spend: phase ${money(phaseLive)} (${limit(phase.budget.phaseUsd)}), study ${money(study.spentUsd + phaseLive)} (${limit(phase.budget.studyUsd)})`;
 }
 
 /** One line per model: stage, samples done / total, pod and cost so far. */
@@ -94,19 +103,31 @@ export async function followStudy(opts: {
         const sessions = await Promise.all(
           study.sessionWorkflowIds.map((id) => viewSession(opts.client, id, desc.startTime)),
         );
+        const phase = study.phaseWorkflowId
+          ? await opts.client.workflow
+              .getHandle(study.phaseWorkflowId)
+              .query<PhaseProgress>('phaseProgress')
+              .catch(() => null)
+          : null;
         const now = Date.now();
+        const sessionsUsd = sessions.reduce((a, s) => a + (s.progress ? podCostUsd(s.progress, now) : 0), 0);
         const block = [
-          `[${study.phase ?? '-'}] ${study.phaseState}`,
+          `[${study.phase ?? '-'}] ${phase?.waitingForBudget ? 'waiting for budget' : study.phaseState}`,
           ...sessions.map((s) => formatSession(s, now)),
+          formatSpend(study, phase, sessionsUsd),
         ].join('\n');
         // Print on any change of state, and every 15 s anyway so the cost stays current.
-        const key = block.replace(/cost \$[\d.]+/g, '');
+        const key = block.replace(/\$[\d.]+/g, '');
         if (key !== lastKey || now - lastPrintMs > 15_000) {
           print(`${new Date(now).toISOString().slice(11, 19)} ${block}`);
           lastKey = key;
           lastPrintMs = now;
         }
         if (study.phaseState === 'waiting-at-gate') return 'at-gate';
+        if (phase?.waitingForBudget) {
+          print(`over budget before ${phase.waitingForBudget.model}: ${phase.waitingForBudget.reason}`);
+          return 'waiting-for-budget';
+        }
       }
       await delay(opts.intervalMs ?? 2_000);
     }

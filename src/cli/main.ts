@@ -6,7 +6,7 @@ import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFo
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { GateDecision, StudyProgress } from '../shared/types.js';
+import type { BudgetRaise, GateDecision, StudyProgress } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import { ensureSandbox, sandboxWorkerEnv, stopSandbox } from '../../sandbox/services.js';
 import { installReaperSchedule, reaperCommand } from './reaper.js';
@@ -16,6 +16,7 @@ const ROOT = process.cwd();
 const USAGE = `Usage:
   npm run start-workflow -- <phase> [--study studies/rq1.yaml] [--sandbox] [--detach]
   npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--note TEXT]
+  npm run gate -- budget [--phase-usd N] [--study-usd N] [--study rq1] [--sandbox] [--by NAME]
   npm run status -- [--study rq1] [--sandbox]
   npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
   npm run sandbox -- <up|down>`;
@@ -60,6 +61,15 @@ function gateHelp(studyName: string, sandbox: boolean, next: string): string {
     `  skip:    npm run gate -- skip --study ${studyName}${flag} --by <your name>`,
     `  stop:    npm run gate -- stop --study ${studyName}${flag} --by <your name>`,
     `  (or send the gateDecision signal from the Web UI: {"decision":"approve","by":"<name>"})`,
+  ].join('\n');
+}
+
+function budgetHelp(studyName: string, sandbox: boolean): string {
+  const flag = sandbox ? ' --sandbox' : '';
+  return [
+    'The phase waits before reserving another pod: the next session would exceed a budget.',
+    `  raise it: npm run gate -- budget --study ${studyName}${flag} --phase-usd <N> [--study-usd <N>] --by <your name>`,
+    `  or cancel the study from the Web UI (pods already running are terminated by their sessions).`,
   ].join('\n');
 }
 
@@ -118,6 +128,9 @@ async function start(args: string[]): Promise<number> {
     case 'done':
       console.log(`study ${study.study} finished; results under results/${study.study}/`);
       return 0;
+    case 'waiting-for-budget':
+      console.log(budgetHelp(study.study, values.sandbox));
+      return 0;
     case 'stopped':
       console.log(`study ${study.study} was stopped at a gate`);
       return 0;
@@ -139,16 +152,33 @@ async function gate(args: string[]): Promise<number> {
       sandbox: { type: 'boolean', default: false },
       by: { type: 'string', default: process.env.USER ?? 'unknown' },
       note: { type: 'string' },
+      'phase-usd': { type: 'string' },
+      'study-usd': { type: 'string' },
     },
   });
   const decision = positionals[0];
-  if (decision !== 'approve' && decision !== 'skip' && decision !== 'stop') {
-    throw new UsageError('the decision must be approve, skip or stop');
+  if (decision !== 'approve' && decision !== 'skip' && decision !== 'stop' && decision !== 'budget') {
+    throw new UsageError('the decision must be approve, skip, stop or budget');
   }
   const studyName = studyNameFor(values.study, values.sandbox);
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   const p = await handle.query<StudyProgress>('studyProgress');
+  if (decision === 'budget') {
+    const amount = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    const raise: BudgetRaise = { by: values.by };
+    const phaseUsd = amount(values['phase-usd']);
+    const studyUsd = amount(values['study-usd']);
+    if (phaseUsd !== undefined) raise.phaseUsd = phaseUsd;
+    if (studyUsd !== undefined) raise.studyUsd = studyUsd;
+    if ([phaseUsd, studyUsd].every((v) => v === undefined) || [phaseUsd, studyUsd].some((v) => v !== undefined && !(v > 0))) {
+      throw new UsageError('budget takes --phase-usd and/or --study-usd with positive amounts');
+    }
+    if (!p.phaseWorkflowId || p.phaseState !== 'running') throw new UsageError(`study ${studyName} has no running phase`);
+    await client.workflow.getHandle(p.phaseWorkflowId).signal('raiseBudget', raise);
+    console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(raise)}`);
+    return 0;
+  }
   if (p.phaseState !== 'waiting-at-gate') {
     throw new UsageError(
       `study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`,
@@ -169,6 +199,7 @@ async function status(args: string[]): Promise<number> {
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   const outcome = await followStudy({ client, handle });
+  if (outcome === 'waiting-for-budget') console.log(budgetHelp(studyName.replace(/-sandbox$/, ''), values.sandbox));
   if (outcome === 'at-gate') {
     const p = await handle.query<StudyProgress>('studyProgress');
     console.log(gateHelp(studyName.replace(/-sandbox$/, ''), values.sandbox, p.gate?.nextPhase ?? 'the next phase'));

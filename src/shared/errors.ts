@@ -11,6 +11,8 @@ export const ErrorTypes = {
   RunPodValidation: 'RunPodValidationError',
   PodNotReady: 'PodNotReadyError',
   PodGone: 'PodGoneError',
+  /** The session gave up reserving: deadline passed, every pod failed readiness, or every candidate refused. */
+  ReservationFailed: 'ReservationFailedError',
   // Pod over SSH (src/activities/pod/errors.ts)
   Ssh: 'SshError',
   RemoteCommand: 'RemoteCommandError',
@@ -21,6 +23,11 @@ export const ErrorTypes = {
   HarnessFailed: 'HarnessFailedError',
   HarnessContract: 'HarnessContractError',
   TransferChecksum: 'TransferChecksumError',
+  /** vLLM died or stopped answering under a run; the workflow restarts it (src/activities/pod/errors.ts). */
+  ModelServerGone: 'ModelServerGoneError',
+  // Hugging Face Hub API (src/activities/hub/errors.ts)
+  HubApi: 'HubApiError',
+  HubNotFound: 'HubNotFoundError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -33,4 +40,7 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.PodGone,
   ErrorTypes.ModelDoesNotFit,
   ErrorTypes.HarnessContract,
+  // Handled by the workflow (restart vLLM, then the interruption policy), never by retrying the same run.
+  ErrorTypes.ModelServerGone,
+  ErrorTypes.HubNotFound,
 ];

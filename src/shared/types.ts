@@ -27,13 +27,27 @@ export interface PodEndpoint {
 }
 
 export type CandidateOutcome =
-  'created' | 'adopted' | 'no-capacity' | 'rate-limited' | 'server-error' | 'forbidden' | 'not-ready';
+  | 'created'
+  | 'adopted'
+  | 'no-capacity'
+  | 'rate-limited'
+  | 'server-error'
+  | 'forbidden'
+  | 'unauthorized'
+  | 'insufficient-balance'
+  | 'invalid-request'
+  | 'not-ready';
 
+/** One try of one GPU candidate, as the Web UI (heartbeats, failure details) and the manifest show it. */
 export interface CandidateAttempt {
   index: number;
   candidate: GpuCandidate;
   outcome: CandidateOutcome;
   detail: string;
+  /** Reserve round of the session (a new round after a pod failed readiness). */
+  round?: number;
+  podId?: string;
+  at?: string;
 }
 
 export interface PodRef {
@@ -48,8 +62,13 @@ export interface PodRef {
 }
 
 export interface ReservePodInput {
+  /** Unique per session and reserve round: a retry within the round adopts the pod this name already has. */
   podName: string;
   target: RunPodTarget;
+  /** Candidate indexes not to try in this round (their pod failed readiness, or another rule rules them out). */
+  excludeCandidates?: number[];
+  /** Recorded in the attempts. */
+  round?: number;
 }
 export interface ReservePodOutput {
   pod: PodRef;
@@ -71,12 +90,37 @@ export interface TerminatePodOutput {
   terminatedAt: string;
 }
 
+/** Every live pod carrying one of these names is terminated (lost creates, duplicates). */
+export interface TerminatePodsByNameInput {
+  podNames: string[];
+}
+export interface TerminatePodsByNameOutput {
+  terminated: { podId: string; name: string }[];
+}
+
+/** What the pod's dead-man's switch does; secrets never appear here (the key is read by the activity). */
+export interface PodWatchdogInput {
+  /** The pod's id (RUNPOD_POD_ID on the pod is the fallback). */
+  podId: string | null;
+  staleAfterMs: number;
+  checkIntervalMs: number;
+  selfStop: 'pod-key' | 'account-key-opt-in' | 'none';
+}
+export interface PodWatchdogStatus {
+  state: 'started' | 'running';
+  /** The credential the watchdog will stop the pod with; 'none' means it can only end the work. */
+  stopWith: 'pod-key' | 'account-key' | 'none';
+  note: string;
+}
+
 export interface PreparePodInput {
   endpoint: PodEndpoint;
   datasetPath: string;
   prompts: PromptStrategy[];
   /** The pinned vLLM version the pod must have (installed when missing or different). */
   vllmVersion: string;
+  /** Install and start the dead-man's switch (rented pods only). */
+  watchdog?: PodWatchdogInput;
 }
 export interface PreparePodOutput {
   datasetSha256: string;
@@ -85,12 +129,33 @@ export interface PreparePodOutput {
   remote: { harnessDir: string; datasetPath: string; promptsDir: string };
   pythonVersion: string;
   vllmVersion: string;
+  watchdog?: PodWatchdogStatus;
+}
+
+export interface FetchModelMetadataInput {
+  repoId: string;
+  /** Branch, tag or commit sha; resolved to a commit. */
+  revision: string;
+}
+/** The Hub's file list for one commit: what the download must produce (sizes in bytes; sha256 for LFS files). */
+export interface ModelMetadata {
+  repoId: string;
+  revision: string;
+  commitSha: string;
+  files: { path: string; bytes: number; sha256: string | null }[];
+  totalBytes: number;
 }
 
 export interface DownloadModelInput {
   endpoint: PodEndpoint;
   repoId: string;
   revision: string;
+  /** From fetchModelMetadata: the download is pinned to `expected.commitSha` and verified against its files. */
+  expected: ModelMetadata;
+  /** No byte on disk for this long: kill and resume with Xet off. Default: the worker's DOWNLOAD_STALL_TIMEOUT_MS. */
+  stallTimeoutMs?: number;
+  /** Also hash every LFS file against the Hub's sha256 before `.complete` (minutes for tens of GB). */
+  verifySha256?: boolean;
 }
 export interface DownloadModelOutput {
   modelDir: string;
@@ -100,6 +165,20 @@ export interface DownloadModelOutput {
   durationMs: number;
   reused: boolean;
   usedXetFallback: boolean;
+  /** Why the download switched to HF_HUB_DISABLE_XET=1, if it did. */
+  xetFallback: { reason: 'stall' | 'xet-error'; atBytes: number; detail: string } | null;
+  /** Problems verification found (and deleted files for) before a later pass fetched them again. */
+  repaired: string[];
+  sha256Verified: boolean;
+  sshReconnects: number;
+}
+
+/** What the download activity heartbeats (the CLI and Web UI show it). */
+export interface DownloadHeartbeat {
+  stage: 'downloading' | 'verifying';
+  bytesDone: number;
+  totalBytes: number;
+  disableXet: boolean;
 }
 
 export interface StartVllmInput {
@@ -109,6 +188,8 @@ export interface StartVllmInput {
   vllm: VllmSettings;
   tensorParallelSize: number;
   reasoningParser?: string;
+  /** Size of the downloaded weights, for the numbers in a does-not-fit failure. */
+  weightBytes?: number;
 }
 export interface StartVllmOutput {
   baseUrl: string;
@@ -116,6 +197,8 @@ export interface StartVllmOutput {
   commandLine: string;
   loadTimeMs: number;
   reused: boolean;
+  /** Stale vLLM processes of this workspace killed because they held the GPU's memory. */
+  cleanedUpPids: number[];
 }
 
 export interface RunSpec {
@@ -141,6 +224,9 @@ export interface RunInferenceInput {
   spec: Omit<RunSpec, 'outputDir'>;
 }
 export interface RunInferenceOutput {
+  /** The harness was already running when this attempt began (a worker restart or SSH drop re-attached). */
+  reattached: boolean;
+  sshReconnects: number;
   remoteDir: string;
   done: number;
   total: number;
@@ -200,6 +286,54 @@ export interface RunManifest {
   environment: unknown;
   timings: Record<string, string | number | null>;
   cost: { podCostSoFarUsd: number; note: string };
+  /** How the weights got onto the pod (Xet fallback, repaired files, whether sha256 was checked). */
+  download: Pick<
+    DownloadModelOutput,
+    'totalBytes' | 'reused' | 'usedXetFallback' | 'xetFallback' | 'repaired' | 'sha256Verified'
+  >;
+  /** Model-server deaths under this prompt strategy and what was done about each (harness.interruptionPolicy). */
+  interruptions: RunInterruption[];
+  /** Versions and GPU from environment.json; filled in by writeRunManifest (null before). */
+  hardware: ManifestHardware | null;
+  /** Whether this run's energy can be compared with runs measured in one piece; filled in by writeRunManifest. */
+  energy: { comparable: boolean; reasons: string[] } | null;
+}
+
+/** One run of a prompt strategy cut short by a dead model server. */
+export interface RunInterruption {
+  at: string;
+  /** The run that was interrupted. */
+  runId: string;
+  reason: string;
+  /** `restart`: that run was abandoned and the strategy rerun under a new run id; `resume`: the same run went on. */
+  policy: 'restart' | 'resume';
+  samplesDone: number | null;
+  samplesTotal: number | null;
+}
+
+/** What the manifest records about the software and hardware a run measured; nulls where there is no GPU. */
+export interface ManifestHardware {
+  versions: {
+    vllm: string | null;
+    vllmPackage: string | null;
+    torch: string | null;
+    cudaRuntime: string | null;
+    cudaDriver: string | null;
+    nvidiaDriver: string | null;
+    codecarbon: string | null;
+    huggingfaceHub: string | null;
+    hfXet: string | null;
+    python: string | null;
+  };
+  gpu: {
+    present: boolean;
+    count: number;
+    name: string | null;
+    memoryTotalMiB: number | null;
+    powerLimitW: number | null;
+  };
+  /** Why GPU fields are null, when they are. */
+  note: string | null;
 }
 
 export interface WriteRunManifestInput {
@@ -223,6 +357,8 @@ export interface SummarizePhaseInput {
   study: string;
   phase: string;
   runSubdirs: string[];
+  /** Pod cost per session (a session's runs share its pod). */
+  costs: { model: string; podCostUsd: number }[];
 }
 export interface SummarizePhaseOutput {
   summaryPath: string;
@@ -243,18 +379,53 @@ export type GateDecision = { decision: 'approve' | 'skip' | 'stop'; by: string; 
 export interface PhaseWorkflowInput {
   study: Study;
   phaseId: string;
+  /** Pod cost of the study's earlier phases, for the study budget. */
+  studySpentUsd: number;
 }
 export interface PhaseWorkflowOutput {
   phaseId: string;
   sessions: PodSessionOutput[];
   summary: SummarizePhaseOutput | null;
   failures: { model: string; error: string }[];
+  /** Pod cost of every session of the phase, failed ones included. */
+  costUsd: number;
+}
+
+/** Raise a phase's or the study's limit while a phase waits for budget. */
+export interface BudgetRaise {
+  phaseUsd?: number;
+  studyUsd?: number;
+  by: string;
+}
+
+/** Sent by a pod session to its phase once a pod is reserved (cost basis, GPU type for the same-GPU rule). */
+export interface PodReserved {
+  model: string;
+  gpuTypeId: string;
+  costPerHr: number;
+}
+
+export interface PhaseProgress {
+  phaseId: string;
+  sessions: string[];
+  /** Pod cost of finished sessions. */
+  spentUsd: number;
+  /** Estimates of sessions that are running, replaced by their real cost when they end. */
+  committedUsd: number;
+  studySpentUsd: number;
+  budget: { phaseUsd: number | null; studyUsd: number | null; sessionEstimateUsd: number };
+  waitingForBudget: { model: string; needUsd: number; reason: string; since: string } | null;
+  lockedGpuTypeId: string | null;
 }
 
 export interface PodSessionInput {
   study: Study;
   phaseId: string;
   model: ModelSpec;
+  /** Only candidates of this GPU type may be reserved (the phase's same-GPU rule). */
+  requiredGpuTypeId?: string;
+  /** The phase workflow to tell about the reservation. */
+  phaseWorkflowId?: string;
 }
 export interface PodSessionRun {
   prompt: string;
@@ -302,6 +473,10 @@ export interface StudyProgress {
   gate: { nextPhase: string; since: string } | null;
   completedPhases: string[];
   sessionWorkflowIds: string[];
+  /** The running phase's workflow id (its phaseProgress query has spend and budget). */
+  phaseWorkflowId: string | null;
+  /** Pod cost of the completed phases. */
+  spentUsd: number;
 }
 
 // Reaper

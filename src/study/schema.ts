@@ -8,6 +8,20 @@ import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
 
+/**
+ * A phase's overrides of a study-wide settings object: every field optional and without its default. (`.partial()`
+ * keeps defaults, so an override of one field would silently reset every defaulted field to its default.)
+ */
+function overridesOf<S extends z.ZodObject>(schema: S): z.ZodType<Partial<z.output<S>>> {
+  const shape = Object.fromEntries(
+    Object.entries(schema.shape as Record<string, z.ZodType>).map(([key, field]) => [
+      key,
+      (field instanceof z.ZodDefault ? (field.unwrap() as z.ZodType) : field).optional(),
+    ]),
+  );
+  return z.strictObject(shape) as unknown as z.ZodType<Partial<z.output<S>>>;
+}
+
 export const SamplingSchema = z
   .object({
     temperature: z.number().min(0).max(2),
@@ -45,6 +59,24 @@ export const HarnessSettingsSchema = z
     requestTimeoutS: positiveInt.default(600),
     /** Evaluate only the first N unique samples (smoke runs); null = all. */
     limit: positiveInt.nullable().default(null),
+    /**
+     * When the model server dies under a run: `restart` reruns the prompt strategy from scratch on a fresh
+     * measurement (a new run id); `resume` continues from the predictions file, and the manifest marks that run's
+     * energy as not comparable.
+     */
+    interruptionPolicy: z.enum(['restart', 'resume']).default('restart'),
+    /** Model-server deaths tolerated per prompt strategy before the session fails. */
+    maxInterruptions: z.number().int().nonnegative().default(2),
+  })
+  .strict();
+
+/** Model download on the pod (`hf download` watched by bytes on disk, then verified). */
+export const DownloadSettingsSchema = z
+  .object({
+    /** No byte written for this long: kill and resume with Xet off. Default: the worker's DOWNLOAD_STALL_TIMEOUT_MS. */
+    stallTimeoutMs: positiveInt.optional(),
+    /** Also hash every weight file against the Hub's sha256 before `.complete` (minutes for tens of GB). */
+    verifySha256: z.boolean().default(false),
   })
   .strict();
 
@@ -67,6 +99,52 @@ export const GpuCandidateSchema = z
   })
   .strict();
 
+/**
+ * How long and how often a session keeps trying to get a usable pod. When every candidate is out of capacity the
+ * reserve activity fails retryably and Temporal retries it with this backoff; the deadline covers every reserve
+ * attempt and every readiness round of the session.
+ */
+export const ReservationSettingsSchema = z
+  .object({
+    /** First backoff after an attempt in which no candidate had capacity. */
+    initialIntervalMs: positiveInt.default(30_000),
+    /** Backoff cap (the interval doubles up to this). */
+    maximumIntervalMs: positiveInt.default(10 * 60_000),
+    /** From the first reserve attempt; past it the session fails and says what each candidate answered. */
+    deadlineMs: positiveInt.default(6 * 3_600_000),
+    /**
+     * Pods that may fail readiness (no SSH port, sshd refusing, ERROR, vanished) before the session gives up: each
+     * is terminated and the next candidate tried. Bounds what a broken image or key can cost.
+     */
+    maxUnreadyPods: positiveInt.default(3),
+  })
+  .strict()
+  .refine((r) => r.initialIntervalMs <= r.maximumIntervalMs, {
+    path: ['maximumIntervalMs'],
+    message: 'must be at least initialIntervalMs',
+  });
+
+/**
+ * The pod-side dead-man's switch: when the orchestrator has not touched `<ws>/heartbeat` for `staleAfterMs`, the pod
+ * kills its work (vLLM, harness, download) and stops itself.
+ */
+export const WatchdogSettingsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /**
+     * Longer than any gap between the activities' touches: installs run before the watchdog starts, but a model
+     * verification can take up to 30 minutes without a touch.
+     */
+    staleAfterMs: positiveInt.default(60 * 60_000),
+    checkIntervalMs: positiveInt.default(30_000),
+    /**
+     * How the pod stops itself: 'pod-key' uses the pod's own RUNPOD_API_KEY (scoped to that pod); 'account-key-opt-in'
+     * copies the worker's full API key onto the pod (only when you accept that risk); 'none' only ends the work.
+     */
+    selfStop: z.enum(['pod-key', 'account-key-opt-in', 'none']).default('pod-key'),
+  })
+  .strict();
+
 export const RunPodTargetSchema = z
   .object({
     kind: z.literal('runpod'),
@@ -76,7 +154,10 @@ export const RunPodTargetSchema = z
     containerDiskGb: positiveInt,
     volumeGb: z.number().int().min(10),
     volumeMountPath: z.string().startsWith('/').default('/workspace'),
+    /** A pod not reachable over SSH within this is terminated and the next candidate tried. */
     podReadyTimeoutMs: positiveInt.default(20 * 60_000),
+    reservation: ReservationSettingsSchema.prefault({}),
+    watchdog: WatchdogSettingsSchema.prefault({}),
   })
   .strict();
 
@@ -130,9 +211,22 @@ export const PhaseSchema = z
     target: z.discriminatedUnion('kind', [RunPodTargetSchema, SshHostTargetSchema]),
     /** How many models of this phase run at the same time (each on its own pod). */
     maxConcurrentSessions: positiveInt.default(1),
+    /**
+     * A different GPU is a different experiment: when set, every model of the phase runs on the GPU type the
+     * first reservation won (later sessions wait for capacity of that type rather than mix).
+     */
+    requireSameGpuType: z.boolean().default(false),
+    /** Spending limit of this phase and the estimate committed before each pod session starts. */
+    budget: z
+      .object({
+        phaseUsd: z.number().positive().optional(),
+        sessionEstimateUsd: z.number().nonnegative(),
+      })
+      .strict()
+      .optional(),
     /** Overrides of the study-wide settings for this phase. */
-    vllm: VllmSettingsSchema.partial().optional(),
-    harness: HarnessSettingsSchema.partial().optional(),
+    vllm: overridesOf(VllmSettingsSchema).optional(),
+    harness: overridesOf(HarnessSettingsSchema).optional(),
   })
   .strict();
 
@@ -146,7 +240,10 @@ export const StudySchema = z
     vllm: VllmSettingsSchema,
     harness: HarnessSettingsSchema,
     codecarbon: CodeCarbonSettingsSchema,
+    download: DownloadSettingsSchema.prefault({}),
     phases: z.array(PhaseSchema).min(1),
+    /** Spending limit over all phases (pod cost); checked before each pod session with its estimate. */
+    budgetUsd: z.number().positive().optional(),
     /** Set by the sandbox overlay: results are marked simulated and never mix with real ones. */
     simulated: z.boolean().default(false),
   })
@@ -169,9 +266,12 @@ export const StudySchema = z
 export type Sampling = z.infer<typeof SamplingSchema>;
 export type VllmSettings = z.infer<typeof VllmSettingsSchema>;
 export type HarnessSettings = z.infer<typeof HarnessSettingsSchema>;
+export type DownloadSettings = z.infer<typeof DownloadSettingsSchema>;
 export type CodeCarbonSettings = z.infer<typeof CodeCarbonSettingsSchema>;
 export type GpuCandidate = z.infer<typeof GpuCandidateSchema>;
 export type RunPodTarget = z.infer<typeof RunPodTargetSchema>;
+export type ReservationSettings = z.infer<typeof ReservationSettingsSchema>;
+export type WatchdogSettings = z.infer<typeof WatchdogSettingsSchema>;
 export type SshHostTarget = z.infer<typeof SshHostTargetSchema>;
 export type ModelSpec = z.infer<typeof ModelSchema>;
 export type PromptStrategy = z.infer<typeof PromptStrategySchema>;

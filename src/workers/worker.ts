@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { temporalWorkflowStatus } from '../activities/reaper/client.js';
 import { createActivities } from '../activities/index.js';
+import { HubClient } from '../activities/hub/client.js';
 import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
 import type { Env } from '../config.js';
@@ -31,8 +32,14 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     namespace: config.TEMPORAL_NAMESPACE,
   });
   const publicKey = readFileSync(config.SSH_PUBLIC_KEY_PATH ?? `${config.SSH_PRIVATE_KEY_PATH}.pub`, 'utf8').trim();
+  // Model metadata (file list, sizes, sha256) for downloads; the token never leaves the worker.
+  const hub = new HubClient({
+    ...(config.HF_ENDPOINT ? { baseUrl: config.HF_ENDPOINT } : {}),
+    ...(config.HF_TOKEN ? { token: config.HF_TOKEN } : {}),
+  });
   const activities = createActivities({
     runpod,
+    hub,
     connector,
     publicKey,
     workflowStatus: temporalWorkflowStatus(temporal),
@@ -43,6 +50,9 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     downloadStallTimeoutMs: config.DOWNLOAD_STALL_TIMEOUT_MS,
     ...(config.HF_ENDPOINT ? { hfEndpoint: config.HF_ENDPOINT } : {}),
     ...(config.HF_TOKEN ? { hfToken: config.HF_TOKEN } : {}),
+    // For pod watchdogs: where a pod stops itself, and the key a study may opt in to copying onto its pods.
+    runpodBaseUrl: config.RUNPOD_BASE_URL,
+    ...(config.RUNPOD_API_KEY ? { runpodApiKey: config.RUNPOD_API_KEY } : {}),
   });
   return Worker.create({
     connection: conn,

@@ -1,5 +1,12 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { GateDecision, PodSessionProgress, StudyProgress } from '../shared/types.js';
+import type {
+  BudgetRaise,
+  GateDecision,
+  PhaseProgress,
+  PodReserved,
+  PodSessionProgress,
+  StudyProgress,
+} from '../shared/types.js';
 
 /** A person's decision at a gate: approve runs the next phase, skip passes over it, stop ends the study. */
 export const gateDecisionSignal = defineSignal<[GateDecision]>('gateDecision');
@@ -10,5 +17,11 @@ export const studyProgressQuery = defineQuery<StudyProgress>('studyProgress');
 /** Stage, pod, cost basis and runs of one model's pod session. */
 export const sessionProgressQuery = defineQuery<PodSessionProgress>('sessionProgress');
 
-/** The phase workflow's children, so the CLI can follow them. */
-export const phaseSessionsQuery = defineQuery<string[]>('phaseSessions');
+/** The phase's sessions, spend, budget and same-GPU lock. */
+export const phaseProgressQuery = defineQuery<PhaseProgress>('phaseProgress');
+
+/** Raises the phase's or the study's budget while the phase waits for it (send to the phase workflow). */
+export const raiseBudgetSignal = defineSignal<[BudgetRaise]>('raiseBudget');
+
+/** A session reports its reservation to its phase. */
+export const podReservedSignal = defineSignal<[PodReserved]>('podReserved');

@@ -1,5 +1,6 @@
 import {
   ApplicationFailure,
+  condition,
   executeChild,
   isCancellation,
   log,
@@ -11,9 +12,10 @@ import {
 import type { Activities } from '../activities/index.js';
 import { modelSlug, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { PhaseWorkflowInput, PhaseWorkflowOutput, PodSessionOutput } from '../shared/types.js';
+import type { PhaseProgress, PhaseWorkflowInput, PhaseWorkflowOutput, PodSessionOutput } from '../shared/types.js';
+import type { ModelSpec } from '../study/schema.js';
 import { phaseSettings } from '../study/schema.js';
-import { phaseSessionsQuery } from './messages.js';
+import { phaseProgressQuery, podReservedSignal, raiseBudgetSignal } from './messages.js';
 import { podSessionWorkflow } from './pod-session.js';
 
 const { summarizePhase } = proxyActivities<Activities>({
@@ -21,46 +23,133 @@ const { summarizePhase } = proxyActivities<Activities>({
   retry: { maximumAttempts: 5 },
 });
 
-/** Runs one pod session per model, at most `maxConcurrentSessions` at a time, then summarises the phase. */
+const usd = (n: number) => `$${n.toFixed(2)}`;
+
+/**
+ * Runs one pod session per model, at most `maxConcurrentSessions` at a time, then summarises the phase.
+ * Before each session it checks spend plus committed estimates against the phase and study budgets, and waits
+ * (a gate) for a `raiseBudget` signal or cancellation when the next session would not fit.
+ */
 export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWorkflowOutput> {
   const { study, phaseId } = input;
   const { phase } = phaseSettings(study, phaseId);
+  const info = workflowInfo();
   const childIds = phase.models.map((m) => workflowIds.podSession(study.study, phaseId, modelSlug(m.repoId)));
-  setHandler(phaseSessionsQuery, () => childIds);
+  const progress: PhaseProgress = {
+    phaseId,
+    sessions: childIds,
+    spentUsd: 0,
+    committedUsd: 0,
+    studySpentUsd: input.studySpentUsd,
+    budget: {
+      phaseUsd: phase.budget?.phaseUsd ?? null,
+      studyUsd: study.budgetUsd ?? null,
+      sessionEstimateUsd: phase.budget?.sessionEstimateUsd ?? 0,
+    },
+    waitingForBudget: null,
+    lockedGpuTypeId: null,
+  };
+  setHandler(phaseProgressQuery, () => progress);
+  setHandler(raiseBudgetSignal, (raise) => {
+    if (raise.phaseUsd !== undefined) progress.budget.phaseUsd = raise.phaseUsd;
+    if (raise.studyUsd !== undefined) progress.budget.studyUsd = raise.studyUsd;
+    log.info('budget raised', { ...raise });
+  });
+  setHandler(podReservedSignal, (r) => {
+    progress.lockedGpuTypeId ??= r.gpuTypeId;
+  });
+
+  /** Why the next session does not fit, or null when it does. */
+  const overBudget = (): string | null => {
+    const need = progress.budget.sessionEstimateUsd;
+    const phaseTotal = progress.spentUsd + progress.committedUsd + need;
+    if (progress.budget.phaseUsd !== null && phaseTotal > progress.budget.phaseUsd) {
+      return `phase: spent ${usd(progress.spentUsd)} + committed ${usd(progress.committedUsd)} + next session ${usd(need)} > phase budget ${usd(progress.budget.phaseUsd)}`;
+    }
+    const studyTotal = progress.studySpentUsd + phaseTotal;
+    if (progress.budget.studyUsd !== null && studyTotal > progress.budget.studyUsd) {
+      return `study: spent ${usd(progress.studySpentUsd + progress.spentUsd)} + committed ${usd(progress.committedUsd)} + next session ${usd(need)} > study budget ${usd(progress.budget.studyUsd)}`;
+    }
+    return null;
+  };
+
+  const waitForBudget = async (model: ModelSpec) => {
+    for (let reason = overBudget(); reason; reason = overBudget()) {
+      progress.waitingForBudget = { model: model.repoId, needUsd: progress.budget.sessionEstimateUsd, reason, since: new Date().toISOString() };
+      setCurrentDetails(`**waiting for budget** before ${model.repoId}: ${reason}. Send raiseBudget {"phaseUsd": N} or {"studyUsd": N}, or cancel.`);
+      // Wakes on a raise (or on a session ending, which turns an estimate into a smaller real cost).
+      const seen = JSON.stringify([progress.budget, progress.spentUsd, progress.committedUsd]);
+      await condition(() => JSON.stringify([progress.budget, progress.spentUsd, progress.committedUsd]) !== seen);
+    }
+    progress.waitingForBudget = null;
+  };
 
   const sessions: PodSessionOutput[] = [];
   const failures: PhaseWorkflowOutput['failures'] = [];
+  let costUsd = 0;
   const queue = phase.models.map((model, i) => ({ model, workflowId: childIds[i] ?? '' }));
+  let firstSessionStarted = false;
+  let firstSessionOver = false;
+
+  const runSession = async (model: ModelSpec, workflowId: string, isFirst: boolean) => {
+    await waitForBudget(model);
+    const estimate = progress.budget.sessionEstimateUsd;
+    progress.committedUsd += estimate;
+    setCurrentDetails(`running ${model.repoId}; ${sessions.length + failures.length}/${phase.models.length} models finished`);
+    try {
+      const out = await executeChild(podSessionWorkflow, {
+        workflowId,
+        args: [
+          {
+            study,
+            phaseId,
+            model,
+            phaseWorkflowId: info.workflowId,
+            ...(progress.lockedGpuTypeId ? { requiredGpuTypeId: progress.lockedGpuTypeId } : {}),
+          },
+        ],
+        // Cancel (not terminate) the session when this workflow closes, so its pod teardown still runs.
+        parentClosePolicy: 'REQUEST_CANCEL',
+        typedSearchAttributes: studyAttributes({ study: study.study, phase: phaseId, model: model.repoId }),
+        staticSummary: `${model.repoId} (${phaseId})`,
+      });
+      sessions.push(out);
+      costUsd += out.podCostUsd;
+      progress.spentUsd += out.podCostUsd;
+    } catch (err) {
+      if (isCancellation(err)) throw err; // a cancelled phase stops; it does not carry on with the next model
+      const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      log.error('pod session failed', { model: model.repoId, error: message });
+      failures.push({ model: model.repoId, error: message });
+      // A failed session's pod cost is not known here; its estimate stays counted as spent, to be safe.
+      progress.spentUsd += estimate;
+      costUsd += estimate;
+    } finally {
+      progress.committedUsd -= estimate;
+      if (isFirst) firstSessionOver = true;
+    }
+  };
+
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
-      const { model, workflowId } = next;
-      try {
-        sessions.push(
-          await executeChild(podSessionWorkflow, {
-            workflowId,
-            args: [{ study, phaseId, model }],
-            // Cancel (not terminate) the session when this workflow closes, so its pod teardown still runs.
-            parentClosePolicy: 'REQUEST_CANCEL',
-            typedSearchAttributes: studyAttributes({ study: study.study, phase: phaseId, model: model.repoId }),
-            staticSummary: `${model.repoId} (${phaseId})`,
-          }),
-        );
-      } catch (err) {
-        if (isCancellation(err)) throw err; // a cancelled phase stops; it does not carry on with the next model
-        const message =
-          err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-        log.error('pod session failed', { model: model.repoId, error: message });
-        failures.push({ model: model.repoId, error: message });
-      }
-      setCurrentDetails(
-        `${sessions.length + failures.length}/${phase.models.length} models finished, ${failures.length} failed`,
-      );
+      const isFirst = !firstSessionStarted;
+      firstSessionStarted = true;
+      // Same-GPU rule: later sessions start once the first one has a GPU type (or has ended without one).
+      if (phase.requireSameGpuType && !isFirst) await condition(() => progress.lockedGpuTypeId !== null || firstSessionOver);
+      await runSession(next.model, next.workflowId, isFirst);
     }
   };
   await Promise.all(Array.from({ length: Math.min(phase.maxConcurrentSessions, queue.length) }, worker));
 
   const runSubdirs = sessions.flatMap((s) => s.runs.map((r) => r.resultsSubdir));
-  const summary = runSubdirs.length ? await summarizePhase({ study: study.study, phase: phaseId, runSubdirs }) : null;
+  const summary = runSubdirs.length
+    ? await summarizePhase({
+        study: study.study,
+        phase: phaseId,
+        runSubdirs,
+        costs: sessions.map((s) => ({ model: s.model, podCostUsd: s.podCostUsd })),
+      })
+    : null;
   if (!sessions.length) {
     // An ApplicationFailure fails the workflow; a plain Error would only fail (and endlessly retry) the task.
     throw ApplicationFailure.nonRetryable(
@@ -68,6 +157,6 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
       'PhaseFailed',
     );
   }
-  log.info('phase finished', { phase: phaseId, workflowId: workflowInfo().workflowId, failures: failures.length });
-  return { phaseId, sessions, summary, failures };
+  log.info('phase finished', { phase: phaseId, costUsd, failures: failures.length });
+  return { phaseId, sessions, summary, failures, costUsd };
 }

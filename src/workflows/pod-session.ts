@@ -1,15 +1,20 @@
 import {
+  ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
+  getExternalWorkflowHandle,
   log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  TimeoutFailure,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
+import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { modelSlug, podName as formatPodName } from '../shared/constants.js';
-import { NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
+import { ErrorTypes, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
 import type {
   CandidateAttempt,
   PodEndpoint,
@@ -18,11 +23,14 @@ import type {
   PodSessionOutput,
   PodSessionProgress,
   PodSessionRun,
+  ReservePodOutput,
+  RunInferenceOutput,
+  RunInterruption,
   RunManifest,
   SessionStage,
 } from '../shared/types.js';
-import { phaseSettings } from '../study/schema.js';
-import { sessionProgressQuery } from './messages.js';
+import { phaseSettings, type Phase, type PromptStrategy } from '../study/schema.js';
+import { podReservedSignal, sessionProgressQuery } from './messages.js';
 
 const nonRetryableErrorTypes = NON_RETRYABLE_ERROR_TYPES;
 
@@ -61,6 +69,48 @@ const teardown: ActivityOptions = {
   startToCloseTimeout: '2m',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 100 },
 };
+
+/** The phase's same-GPU rule: only candidates of the GPU type the phase is locked to remain. */
+function withRequiredGpuType(target: Phase['target'], gpuTypeId: string | undefined): Phase['target'] {
+  if (!gpuTypeId || target.kind !== 'runpod') return target;
+  const candidates = target.candidates.filter((c) => c.gpuTypeId === gpuTypeId);
+  if (!candidates.length) {
+    throw ApplicationFailure.nonRetryable(`the phase runs on ${gpuTypeId}, which no candidate of this phase offers`, 'GpuTypeMismatch');
+  }
+  return { ...target, candidates };
+}
+
+/** The reason a readiness wait gave up on its pod (ERROR, vanished, portless, sshd refusing), or null for other failures. */
+function notReadyReason(err: unknown): string | null {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
+  const type = err.cause.type;
+  return type === ErrorTypes.PodNotReady || type === ErrorTypes.PodGone ? err.cause.message : null;
+}
+
+/**
+ * For a reserve that ran out of its schedule-to-close time (the deadline): what its last attempt saw (the failure,
+ * else the candidates its last heartbeat listed), else null for any other failure.
+ */
+function scheduleToCloseTimeout(err: unknown): string | null {
+  if (!(err instanceof ActivityFailure)) return null;
+  // The server either stops retrying because the next backoff would pass the deadline (the last attempt's failure,
+  // retry state TIMEOUT) or times out a running attempt or backoff (a TimeoutFailure, maybe with a last heartbeat).
+  if (err.retryState === RetryState.TIMEOUT && !(err.cause instanceof TimeoutFailure)) {
+    return err.cause?.message ?? err.message;
+  }
+  if (!(err.cause instanceof TimeoutFailure)) return null;
+  const beat = err.cause.lastHeartbeatDetails as { tried?: unknown } | undefined;
+  const tried = typeof beat?.tried === 'string' && beat.tried ? `last attempt: ${beat.tried}` : null;
+  return err.cause.cause?.message ?? tried ?? err.cause.message;
+}
+
+/** A runInference failure because the model server died: its message and where the run stood; else null. */
+function modelServerGone(err: unknown): { message: string; done: number | null; total: number | null } | null {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
+  if (err.cause.type !== ErrorTypes.ModelServerGone) return null;
+  const at = err.cause.details?.[0] as { done?: number | null; total?: number | null } | undefined;
+  return { message: err.cause.message, done: at?.done ?? null, total: at?.total ?? null };
+}
 
 /** `20261128T120000` from the workflow's start time: sortable run ids, deterministic on replay. */
 function stamp(d: Date): string {
@@ -104,54 +154,140 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   };
 
   let pod: PodRef | null = null;
-  let attempts: CandidateAttempt[] = [];
+  // Every candidate tried in every reserve round, and why each failed (the manifest's candidatesTried).
+  const attempts: CandidateAttempt[] = [];
+  // Pod names of every reserve round, for the by-name sweep in `finally`.
+  const podNames: string[] = [];
+  // Cost of pods that failed readiness and were terminated (they bill from create to termination too).
+  let discardedPodsUsd = 0;
   let endpoint: PodEndpoint | null = null;
   const runs: PodSessionRun[] = [];
   const timings: Record<string, string | number | null> = { sessionStartedAt: info.startTime.toISOString() };
+  const reservationFailed = (message: string) =>
+    ApplicationFailure.create({
+      type: ErrorTypes.ReservationFailed,
+      message: `${message}. Candidates tried: ${attempts.map((a) => `#${a.index} ${a.outcome} (${a.detail})`).join('; ') || 'none'}`,
+      nonRetryable: true,
+      details: [attempts],
+    });
   const podCostUsd = () =>
-    pod
+    discardedPodsUsd +
+    (pod
       ? (pod.costPerHr *
           (Date.parse(progress.podTerminatedAt ?? new Date().toISOString()) - Date.parse(pod.createdAt))) /
         3_600_000
-      : 0;
+      : 0);
 
   try {
-    const target = phase.target;
+    const target = withRequiredGpuType(phase.target, input.requiredGpuTypeId);
     let gpuCount = 1;
     if (target.kind === 'runpod') {
-      stage('reserving');
-      const podName = formatPodName({ study: study.study, phase: phaseId, modelSlug: slug, token });
-      const reserved = await call(
-        'reservePod',
-        {
-          startToCloseTimeout: '10m',
-          retry: {
-            initialInterval: '30s',
-            backoffCoefficient: 2,
-            maximumInterval: '10m',
-            maximumAttempts: 30,
-            nonRetryableErrorTypes,
-          },
-        },
-        `reserve a pod for ${model.repoId} (${target.candidates.length} GPU candidates)`,
-        { podName, target },
-      );
-      pod = reserved.pod;
-      attempts = reserved.attempts;
+      // Reserve -> ready, in rounds: a pod that never becomes reachable is terminated (confirmed) and the next
+      // candidate gets a round of its own. The deadline covers every reserve attempt and every readiness wait.
+      const reservation = target.reservation;
+      const deadlineAt = Date.now() + reservation.deadlineMs;
+      const notReady = new Set<number>();
+      let ready: { pod: PodRef; endpoint: PodEndpoint } | null = null;
+      for (let round = 0; !ready; round++) {
+        // Once every candidate has had a pod fail readiness, all of them are eligible again (a new host each time).
+        if (notReady.size >= target.candidates.length) notReady.clear();
+        const remainingMs = deadlineAt - Date.now();
+        if (remainingMs <= 0) {
+          throw reservationFailed(`no usable pod within the reservation deadline of ${reservation.deadlineMs} ms`);
+        }
+        // A fresh name per round: a retry within the round adopts its own pod; a later round never adopts the
+        // pod it just gave up on.
+        const podName = formatPodName({
+          study: study.study,
+          phase: phaseId,
+          modelSlug: slug,
+          token: `${token}-r${round}`,
+        });
+        podNames.push(podName);
+        const skipped = [...notReady].map((i) => `#${i}`).join(', ');
+        stage('reserving', round ? `round ${round + 1}${skipped ? `, skipping ${skipped} (not ready)` : ''}` : '');
+        let reserved: ReservePodOutput;
+        try {
+          reserved = await call(
+            'reservePod',
+            {
+              startToCloseTimeout: '10m',
+              heartbeatTimeout: '2m',
+              scheduleToCloseTimeout: remainingMs,
+              retry: {
+                initialInterval: reservation.initialIntervalMs,
+                backoffCoefficient: 2,
+                maximumInterval: reservation.maximumIntervalMs,
+                // No attempt limit: the schedule-to-close deadline ends the retries.
+                nonRetryableErrorTypes,
+              },
+            },
+            `reserve a pod for ${model.repoId}: round ${round + 1}, ${target.candidates.length - notReady.size} of ` +
+              `${target.candidates.length} GPU candidates${skipped ? ` (${skipped} skipped: pod not ready)` : ''}`,
+            { podName, target, excludeCandidates: [...notReady], round },
+          );
+        } catch (err) {
+          const timedOut = scheduleToCloseTimeout(err);
+          if (timedOut !== null) {
+            throw reservationFailed(`no GPU pod reserved within the reservation deadline: ${timedOut}`);
+          }
+          throw err;
+        }
+        const current = reserved.pod;
+        pod = current;
+        attempts.push(...reserved.attempts);
+        Object.assign(progress, {
+          podId: current.podId,
+          gpu: `${current.candidate.gpuCount}x ${current.candidate.gpuTypeId} (${current.dataCenterId ?? 'any DC'}, ${current.cloud})`,
+          costPerHr: current.costPerHr,
+          podCreatedAt: current.createdAt,
+        });
+        stage('waiting-for-pod', current.podId);
+        try {
+          const ep = await call(
+            'waitForPodReady',
+            { ...podStep(target.podReadyTimeoutMs + 120_000, 3) },
+            `wait for pod ${current.podId} (candidate #${current.candidateIndex}) to accept SSH`,
+            { podId: current.podId, timeoutMs: target.podReadyTimeoutMs, defaultWorkspaceDir: target.volumeMountPath },
+          );
+          ready = { pod: current, endpoint: ep };
+        } catch (err) {
+          const reason = notReadyReason(err);
+          if (reason === null) throw err;
+          attempts.push({
+            index: current.candidateIndex,
+            candidate: current.candidate,
+            outcome: 'not-ready',
+            detail: `${reason}; pod terminated`,
+            round,
+            podId: current.podId,
+            at: new Date().toISOString(),
+          });
+          log.warn('pod not ready; terminating it and trying the next candidate', { podId: current.podId, reason });
+          stage('reserving', `pod ${current.podId} not ready (${reason}); terminating it`);
+          const t = await call('terminatePod', teardown, `terminate unready pod ${current.podId}`, {
+            podId: current.podId,
+          });
+          discardedPodsUsd +=
+            (current.costPerHr * (Date.parse(t.terminatedAt) - Date.parse(current.createdAt))) / 3_600_000;
+          pod = null;
+          Object.assign(progress, { podId: null, gpu: null, costPerHr: 0, podCreatedAt: null });
+          notReady.add(current.candidateIndex);
+          if (attempts.filter((a) => a.outcome === 'not-ready').length >= reservation.maxUnreadyPods) {
+            throw reservationFailed(`${reservation.maxUnreadyPods} pods failed readiness; giving up`);
+          }
+        }
+      }
+      endpoint = ready.endpoint;
+      pod = ready.pod;
+      if (input.phaseWorkflowId) {
+        await getExternalWorkflowHandle(input.phaseWorkflowId).signal(podReservedSignal, {
+          model: model.repoId,
+          gpuTypeId: pod.candidate.gpuTypeId,
+          costPerHr: pod.costPerHr,
+        });
+      }
       gpuCount = pod.candidate.gpuCount;
-      Object.assign(progress, {
-        podId: pod.podId,
-        gpu: `${pod.candidate.gpuCount}x ${pod.candidate.gpuTypeId} (${pod.dataCenterId ?? 'any DC'}, ${pod.cloud})`,
-        costPerHr: pod.costPerHr,
-        podCreatedAt: pod.createdAt,
-      });
-      stage('waiting-for-pod', pod.podId);
-      endpoint = await call(
-        'waitForPodReady',
-        { ...podStep(target.podReadyTimeoutMs + 120_000, 3) },
-        `wait for pod ${pod.podId} to accept SSH`,
-        { podId: pod.podId, timeoutMs: target.podReadyTimeoutMs, defaultWorkspaceDir: target.volumeMountPath },
-      );
     } else {
       progress.gpu = `GPU ${target.gpuIndex} on ${target.host}`;
       endpoint = {
@@ -172,48 +308,72 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
         datasetPath: study.datasetPath,
         prompts: study.prompts,
         vllmVersion: vllm.version,
+        // The dead-man's switch: a rented pod stops itself when this workflow stops touching its heartbeat file.
+        ...(target.kind === 'runpod' && target.watchdog.enabled
+          ? {
+              watchdog: {
+                podId: pod?.podId ?? null,
+                staleAfterMs: target.watchdog.staleAfterMs,
+                checkIntervalMs: target.watchdog.checkIntervalMs,
+                selfStop: target.watchdog.selfStop,
+              },
+            }
+          : {}),
       },
     );
+    if (prepared.watchdog?.stopWith === 'none' && target.kind === 'runpod' && target.watchdog.selfStop !== 'none') {
+      log.warn('the pod watchdog can end the work but not stop the pod', { note: prepared.watchdog.note });
+    }
 
     stage('downloading', `${model.repoId}@${model.revision}`);
+    // The Hub's file list, fetched once: the download is pinned to its commit and verified against it.
+    const expected = await call(
+      'fetchModelMetadata',
+      quick,
+      `fetch the Hub's file list of ${model.repoId}@${model.revision}`,
+      { repoId: model.repoId, revision: model.revision },
+    );
     const download = await call(
       'downloadModel',
       podStep(6 * 3_600_000, 5),
-      `download ${model.repoId}@${model.revision}`,
+      `download ${model.repoId}@${expected.commitSha.slice(0, 12)} (${(expected.totalBytes / 2 ** 30).toFixed(1)} GiB)`,
       {
         endpoint: ep,
         repoId: model.repoId,
         revision: model.revision,
+        expected,
+        ...(study.download.stallTimeoutMs ? { stallTimeoutMs: study.download.stallTimeoutMs } : {}),
+        verifySha256: study.download.verifySha256,
       },
     );
     timings.downloadMs = download.durationMs;
 
     stage('starting-vllm');
     const tensorParallelSize = vllm.tensorParallelSize ?? gpuCount;
-    const server = await call(
-      'startVllm',
-      podStep(vllm.startupTimeoutMs + 300_000, 4),
-      `start vLLM ${vllm.version} for ${model.repoId}`,
-      {
-        endpoint: ep,
-        modelDir: download.modelDir,
-        servedModelName: model.repoId,
-        vllm,
-        tensorParallelSize,
-        ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
-      },
-    );
+    // An ensure step: a healthy server is reused, a dead one is started again.
+    const startServer = (why: string) =>
+      call(
+        'startVllm',
+        podStep(vllm.startupTimeoutMs + 300_000, 4),
+        `${why} vLLM ${vllm.version} for ${model.repoId}`,
+        {
+          endpoint: ep,
+          modelDir: download.modelDir,
+          servedModelName: model.repoId,
+          vllm,
+          tensorParallelSize,
+          weightBytes: download.totalBytes,
+          ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
+        },
+      );
+    let server = await startServer('start');
     timings.vllmLoadMs = server.loadTimeMs;
-
-    for (const prompt of study.prompts) {
-      progress.prompt = prompt.name;
-      const runId = `${runBase}-${prompt.name}`;
-      const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;
-      stage('inference', prompt.name);
-      const inference = await call(
+    /** Runs a prompt strategy under `runId` (the activity re-attaches to a harness already running it). */
+    const runInference = (runId: string, prompt: PromptStrategy) =>
+      call(
         'runInference',
         podStep(48 * 3_600_000, 5),
-        `metered inference: ${model.repoId}, ${prompt.name}`,
+        `metered inference: ${model.repoId}, ${prompt.name} (${runId})`,
         {
           endpoint: ep,
           spec: {
@@ -236,6 +396,39 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           },
         },
       );
+
+    for (const prompt of study.prompts) {
+      progress.prompt = prompt.name;
+      const interruptions: RunInterruption[] = [];
+      let runId = `${runBase}-${prompt.name}`;
+      let inference: RunInferenceOutput | null = null;
+      while (!inference) {
+        stage(
+          'inference',
+          interruptions.length ? `${prompt.name} (after ${interruptions.length} server restart(s))` : prompt.name,
+        );
+        try {
+          inference = await runInference(runId, prompt);
+        } catch (err) {
+          // A dead model server: restart it, then follow the study's policy. Other failures end the session.
+          const gone = modelServerGone(err);
+          if (!gone || interruptions.length >= harness.maxInterruptions) throw err;
+          interruptions.push({
+            at: new Date().toISOString(),
+            runId,
+            reason: gone.message,
+            policy: harness.interruptionPolicy,
+            samplesDone: gone.done,
+            samplesTotal: gone.total,
+          });
+          log.warn('model server died under a run; restarting it', { runId, policy: harness.interruptionPolicy });
+          stage('starting-vllm', `restarting after the server died under ${runId}`);
+          server = await startServer('restart');
+          // `restart`: a fresh run in a new directory, measured from scratch; `resume`: the same run goes on.
+          if (harness.interruptionPolicy === 'restart') runId = `${runBase}-${prompt.name}-r${interruptions.length}`;
+        }
+      }
+      const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;
 
       stage('transferring', prompt.name);
       await call('transferResults', podStep(2 * 3_600_000, 10), `bring ${prompt.name} results home over SFTP`, {
@@ -289,12 +482,26 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           ...timings,
           inferenceMs: inference.durationMs,
           samples: inference.total,
+          // SSH connections the activities replaced (network drops survived without a retry).
+          downloadSshReconnects: download.sshReconnects,
+          inferenceSshReconnects: inference.sshReconnects,
           finishedAt: new Date().toISOString(),
         },
         cost: {
           podCostSoFarUsd: Math.round(podCostUsd() * 10_000) / 10_000,
           note: 'pod cost per hour x time since the pod was created; the whole session, not only this run',
         },
+        download: {
+          totalBytes: download.totalBytes,
+          reused: download.reused,
+          usedXetFallback: download.usedXetFallback,
+          xetFallback: download.xetFallback,
+          repaired: download.repaired,
+          sha256Verified: download.sha256Verified,
+        },
+        interruptions,
+        hardware: null,
+        energy: null,
       };
       const written = await call('writeRunManifest', quick, `write manifest and checksums for ${prompt.name}`, {
         resultsSubdir,
@@ -322,6 +529,14 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
         progress.stage = 'terminating';
         const t = await call('terminatePod', teardown, `terminate pod ${pod.podId}`, { podId: pod.podId });
         progress.podTerminatedAt = t.terminatedAt;
+      }
+      // A reserve cancelled or failed before it returned, or a create whose answer was lost, may have left a pod
+      // this workflow holds no id for: find it by name. (The reaper is the backstop when even this cannot run.)
+      if (podNames.length > 0 && (!pod || attempts.some((a) => a.outcome === 'server-error'))) {
+        const sweep = { ...teardown, retry: { ...teardown.retry, maximumAttempts: 10 } };
+        await call('terminatePodsByName', sweep, `terminate pods named ${podNames.join(', ')}`, { podNames })
+          .then((r) => r.terminated.length && log.warn('terminated pods found by name', { pods: r.terminated }))
+          .catch((e: unknown) => log.warn('by-name pod sweep failed; the reaper will find them', { error: String(e) }));
       }
       progress.stage = failed ? 'failed' : 'done';
       setCurrentDetails(`**${progress.stage}** ${model.repoId}${pod ? `; pod ${pod.podId} terminated` : ''}`);

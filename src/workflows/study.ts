@@ -9,6 +9,8 @@ export interface StudyWorkflowOutput {
   phases: PhaseWorkflowOutput[];
   skipped: string[];
   stoppedAt: string | null;
+  /** Pod cost of every phase run by this workflow. */
+  costUsd: number;
 }
 
 /**
@@ -28,6 +30,8 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyWor
     gate: null,
     completedPhases: [],
     sessionWorkflowIds: [],
+    phaseWorkflowId: null,
+    spentUsd: 0,
   };
   setHandler(gateDecisionSignal, (d) => {
     // Only a waiting gate takes a decision; a stray signal while a phase runs must not pre-approve the next.
@@ -35,7 +39,7 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyWor
   });
   setHandler(studyProgressQuery, () => progress);
 
-  const out: StudyWorkflowOutput = { phases: [], skipped: [], stoppedAt: null };
+  const out: StudyWorkflowOutput = { phases: [], skipped: [], stoppedAt: null, costUsd: 0 };
   for (let i = start; i < study.phases.length; i++) {
     const phase = study.phases[i];
     if (!phase) break;
@@ -63,15 +67,18 @@ export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyWor
     progress.sessionWorkflowIds = phase.models.map((m) =>
       workflowIds.podSession(study.study, phase.id, modelSlug(m.repoId)),
     );
+    progress.phaseWorkflowId = workflowIds.phase(study.study, phase.id);
     setCurrentDetails(`running **${phase.id}** (${phase.models.length} models)`);
     const result = await executeChild(phaseWorkflow, {
-      workflowId: workflowIds.phase(study.study, phase.id),
-      args: [{ study, phaseId: phase.id }],
+      workflowId: progress.phaseWorkflowId,
+      args: [{ study, phaseId: phase.id, studySpentUsd: out.costUsd }],
       parentClosePolicy: 'REQUEST_CANCEL',
       typedSearchAttributes: studyAttributes({ study: study.study, phase: phase.id }),
       staticSummary: `${study.study} ${phase.id}`,
     });
     out.phases.push(result);
+    out.costUsd += result.costUsd;
+    progress.spentUsd = out.costUsd;
     progress.completedPhases.push(phase.id);
   }
   progress.phaseState = 'done';

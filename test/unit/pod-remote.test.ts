@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { toApplicationFailure } from '../../src/activities/failures.js';
 import { sameRelease } from '../../src/activities/pod/activities.js';
 import { ModelDoesNotFitError, SshError } from '../../src/activities/pod/errors.js';
-import { envPrefix, q } from '../../src/activities/pod/remote.js';
+import { envPrefix, findProcesses, killPids, q } from '../../src/activities/pod/remote.js';
 
 const sh = (command: string) => execFileSync('sh', ['-c', command], { encoding: 'utf8' });
 
@@ -43,5 +43,27 @@ describe('error conversion at the activity edge', () => {
   it('never rewraps an ApplicationFailure', () => {
     const original = ApplicationFailure.nonRetryable('x', 'Custom');
     expect(toApplicationFailure(original)).toBe(original);
+  });
+});
+
+describe('stale-process helpers (run in a local sh)', () => {
+  it('findProcesses finds a process by a command-line fragment, never the search itself; killPids ends it', async () => {
+    const marker = `/tmp/no-such-dir-${process.pid}/models/`;
+    // `sh -c 'sleep 30' <name> serve <marker>`: a process whose command line carries the fragment.
+    const child = spawn('sh', ['-c', 'sleep 30', 'vllm', 'serve', marker], { stdio: 'ignore', detached: true });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const found = sh(findProcesses(` serve ${marker}`))
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+      expect(found).toEqual([child.pid]);
+      sh(killPids(found));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(child.exitCode !== null || child.signalCode !== null).toBe(true);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 });

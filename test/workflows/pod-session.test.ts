@@ -3,13 +3,12 @@ import { heartbeat, sleep } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../../src/activities/index.js';
 import type { PodSessionInput, StudyProgress } from '../../src/shared/types.js';
 import type { podSessionWorkflow, studyWorkflow } from '../../src/workflows/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
-import { WORKFLOWS_PATH } from '../../src/workers/worker.js';
+import { stubActivities, withWorker as withStubWorker, type Calls } from './stubs.js';
 
 /**
  * Workflow behaviour on the real dev server with stub activities: teardown always runs, the gate waits for a
@@ -18,66 +17,6 @@ import { WORKFLOWS_PATH } from '../../src/workers/worker.js';
 const study = loadStudyFile('studies/rq1.sandbox.yaml');
 const model = study.phases.find((p) => p.id === 'phase2a')?.models[0];
 if (!model) throw new Error('phase2a has no model');
-
-type Calls = { name: string; input: unknown }[];
-
-function stubActivities(calls: Calls, overrides: Partial<Activities> = {}): Activities {
-  const rec =
-    <T>(name: string, out: T) =>
-    (input: unknown) => {
-      calls.push({ name, input });
-      return Promise.resolve(out);
-    };
-  const endpoint = { ssh: { host: '127.0.0.1', port: 1, username: 'x' }, workspaceDir: '/ws' };
-  const base: Activities = {
-    reservePod: rec('reservePod', {
-      pod: {
-        podId: 'pod1',
-        name: 'n',
-        candidateIndex: 0,
-        candidate: { gpuTypeId: 'NVIDIA H100 80GB HBM3', gpuCount: 1, dataCenterIds: [], cloud: 'SECURE' as const },
-        dataCenterId: 'US-KS-2',
-        cloud: 'SECURE',
-        costPerHr: 2.69,
-        createdAt: new Date().toISOString(),
-      },
-      attempts: [],
-    }),
-    waitForPodReady: rec('waitForPodReady', endpoint),
-    terminatePod: rec('terminatePod', { alreadyGone: false, terminatedAt: new Date().toISOString() }),
-    preparePod: rec('preparePod', {
-      datasetSha256: 'd',
-      promptSha256: { 'zero-shot': 'z', 'few-shot': 'f' },
-      fewShotSha256: { 'few-shot': 'e' },
-      remote: { harnessDir: '/ws/harness', datasetPath: '/ws/data/dataset.jsonl', promptsDir: '/ws/prompts' },
-      pythonVersion: '3.11',
-      vllmVersion: '0.11.0',
-    }),
-    downloadModel: rec('downloadModel', {
-      modelDir: '/ws/models/m',
-      commitSha: 'abc',
-      files: [],
-      totalBytes: 0,
-      durationMs: 1,
-      reused: false,
-      usedXetFallback: false,
-    }),
-    startVllm: rec('startVllm', {
-      baseUrl: 'http://127.0.0.1:8000',
-      version: 'sim',
-      commandLine: 'vllm serve',
-      loadTimeMs: 1,
-      reused: false,
-    }),
-    runInference: rec('runInference', { remoteDir: '/ws/runs/r', done: 4, total: 4, durationMs: 1 }),
-    transferResults: rec('transferResults', { files: [], skipped: [] }),
-    collectLogs: rec('collectLogs', { collected: [] }),
-    writeRunManifest: rec('writeRunManifest', { checksumFile: 'c', metrics: null }),
-    summarizePhase: rec('summarizePhase', { summaryPath: 's', runs: 0, inconsistencies: [] }),
-    reapOrphanPods: rec('reapOrphanPods', { checkedAt: '', dryRun: true, decisions: [] }),
-  };
-  return { ...base, ...overrides };
-}
 
 describe('podSessionWorkflow teardown', () => {
   let env: TestWorkflowEnvironment;
@@ -88,18 +27,7 @@ describe('podSessionWorkflow teardown', () => {
     await env?.teardown();
   });
 
-  async function withWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
-    const taskQueue = `tq-${randomUUID()}`;
-    const worker = await Worker.create({
-      connection: env.nativeConnection,
-      taskQueue,
-      workflowsPath: WORKFLOWS_PATH,
-      activities,
-      // Cancellation reaches activities through heartbeat responses: keep them frequent in tests.
-      maxHeartbeatThrottleInterval: '200ms',
-    });
-    return worker.runUntil(fn(taskQueue));
-  }
+  const withWorker = <T>(activities: Activities, fn: (taskQueue: string) => Promise<T>) => withStubWorker(env, activities, fn);
 
   const input: PodSessionInput = { study, phaseId: 'phase2a', model };
 
@@ -116,6 +44,7 @@ describe('podSessionWorkflow teardown', () => {
       'reservePod',
       'waitForPodReady',
       'preparePod',
+      'fetchModelMetadata',
       'downloadModel',
       'startVllm',
       ...study.prompts.flatMap(() => ['runInference', 'transferResults', 'writeRunManifest']),

@@ -5,6 +5,7 @@ import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@tempor
 import { modelSlug } from '../../shared/constants.js';
 import type {
   CollectLogsInput,
+  DownloadHeartbeat,
   DownloadModelInput,
   DownloadModelOutput,
   InferenceHeartbeat,
@@ -18,19 +19,31 @@ import type {
   TransferResultsInput,
   TransferResultsOutput,
 } from '../../shared/types.js';
-import type { PodConnector, PodShell } from './client.js';
+import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
 import {
   DownloadFailedError,
   DownloadVerificationError,
   HarnessContractError,
   HarnessFailedError,
   ModelDoesNotFitError,
+  ModelServerGoneError,
   RemoteCommandError,
   TransferChecksumError,
   VllmStartFailedError,
 } from './errors.js';
-import { envPrefix, isAlive, killDetached, q, startDetached, tail } from './remote.js';
-import { CompleteMarkerSchema, HarnessProgressSchema, ModelsListSchema, VerifyResultSchema, VllmVersionSchema } from './schemas.js';
+import { envPrefix, findProcesses, isAlive, killDetached, killPids, q, startDetached, tail } from './remote.js';
+import { ensureWatchdog } from './watchdog.js';
+import { DEFAULT_RUNPOD_BASE_URL } from '../runpod/index.js';
+import {
+  CompleteMarkerSchema,
+  HarnessProgressSchema,
+  ModelsListSchema,
+  VerifyResultSchema,
+  VllmVersionSchema,
+  XetFallbackSchema,
+  type HarnessProgress,
+} from './schemas.js';
+import { classifyVllmStartup, doesNotFitMessage } from './vllm-log.js';
 
 export interface PodActivityDeps {
   connector: PodConnector;
@@ -44,21 +57,43 @@ export interface PodActivityDeps {
   hfToken?: string;
   pollIntervalMs: number;
   downloadStallTimeoutMs: number;
+  /** RunPod REST v2 base URL a pod's watchdog calls to stop itself. */
+  runpodBaseUrl?: string;
+  /** The account key; copied onto a pod only when its study opts in (watchdog `selfStop: account-key-opt-in`). */
+  runpodApiKey?: string;
 }
 
-/** Patterns in a vLLM log that mean "this model does not fit here": retrying the same settings cannot help. */
-const DOES_NOT_FIT = [
-  /CUDA out of memory/i,
-  /OutOfMemoryError/,
-  /max seq len \(\d+\) is larger than the maximum number of tokens that can be stored in KV cache/i,
-  /No available memory for the cache blocks/i,
-];
+/**
+ * Xet/CAS failures users report (reference/pod-side.md 1.3), as an extended regex for `grep -E` over the download
+ * log: any of them switches the download to plain HTTP at once instead of waiting for the stall timeout.
+ */
+export const XET_ERROR_RE = [
+  'CAS service error',
+  'CAS Client Error',
+  'Data processing error',
+  'single flight error',
+  'xethub\\.hf\\.co',
+  'cdn\\.hf\\.co/xorbs',
+].join('|');
+
+/** Verification passes per attempt: each deletes the files it rejects and the next download fetches them again. */
+const VERIFY_PASSES = 3;
 
 export function createPodActivities(deps: PodActivityDeps) {
   const local = (p: string) => (isAbsolute(p) ? p : resolve(deps.projectRoot, p));
 
-  async function withShell<T>(endpoint: PodEndpoint, fn: (sh: PodShell) => Promise<T>): Promise<T> {
-    const sh = await deps.connector.connect(endpoint.ssh, { signal: cancellationSignal() });
+  /**
+   * One SSH session for an activity. A dropped connection is replaced and the interrupted command run again (every
+   * command here is idempotent), so a network blip costs a reconnect, not an activity retry.
+   */
+  async function withShell<T>(endpoint: PodEndpoint, fn: (sh: ReconnectingPodShell) => Promise<T>): Promise<T> {
+    const { activityType, attempt } = activityInfo();
+    const sh = await ReconnectingPodShell.open(deps.connector, endpoint.ssh, {
+      signal: cancellationSignal(),
+      onReconnect: (count, cause) => {
+        log.warn('SSH connection lost; reconnected', { activityType, attempt, count, cause: cause.message });
+      },
+    });
     try {
       return await fn(sh);
     } finally {
@@ -150,88 +185,203 @@ export function createPodActivities(deps: PodActivityDeps) {
           if (probe.code !== 0) throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
         }
         const vllmVersion = await ensureVllmVersion(sh, input.vllmVersion);
-        return { datasetSha256, promptSha256, fewShotSha256, remote, pythonVersion: probe.stdout.trim(), vllmVersion };
+        // Last, after the installs (which run long without touching the heartbeat): the pod's dead-man's switch.
+        const watchdog = input.watchdog
+          ? await ensureWatchdog(sh, {
+              ws,
+              settings: input.watchdog,
+              scriptPath: resolve(deps.harnessDir, '..', 'watchdog.sh'),
+              apiBaseUrl: deps.runpodBaseUrl ?? DEFAULT_RUNPOD_BASE_URL,
+              accountApiKey: deps.runpodApiKey,
+            })
+          : undefined;
+        if (watchdog) log.info('pod watchdog', { ...watchdog });
+        return { datasetSha256, promptSha256, fewShotSha256, remote, pythonVersion: probe.stdout.trim(), vllmVersion, ...(watchdog ? { watchdog } : {}) };
       });
     },
 
     /**
-     * Ensures the model is on the pod volume, verified. Runs `hf download` detached and watches bytes on disk;
-     * a download that stops growing is killed and resumed with Xet disabled. Verification deletes bad files.
+     * Ensures the model is on the pod volume, verified against the Hub's metadata (fetched once by the workflow).
+     * Runs `hf download` pinned to the commit, detached, and watches bytes on disk: a transfer that writes nothing
+     * for the stall timeout, or whose log shows a known Xet/CAS error, is killed and resumed into the same directory
+     * with HF_HUB_DISABLE_XET=1 (finished files are kept). Then verification deletes bad files and another pass
+     * fetches them, before `.complete` is written. Re-attaches to a download already running.
      */
     async downloadModel(input: DownloadModelInput): Promise<DownloadModelOutput> {
       const ws = input.endpoint.workspaceDir;
+      const expected = input.expected;
       const modelDir = `${ws}/models/${modelSlug(input.repoId)}`;
-      const pidFile = `${modelDir}.download.pid`;
-      const logFile = `${modelDir}.download.log`;
+      const files = {
+        pid: `${modelDir}.download.pid`,
+        log: `${modelDir}.download.log`,
+        status: `${modelDir}.download.status`,
+        // Survives the activity: a retry keeps downloading with Xet off once it has been turned off.
+        noXet: `${modelDir}.download.no-xet`,
+        expected: `${modelDir}.expected.json`,
+      };
+      const stallTimeoutMs = input.stallTimeoutMs ?? deps.downloadStallTimeoutMs;
       const startedAt = Date.now();
       return withShell(input.endpoint, async (sh) => {
-        const marker = await sh.exec(`cat ${q(`${modelDir}/.complete`)} 2>/dev/null`);
-        const done = marker.code === 0 ? parseMarker(marker.stdout) : null;
-        if (done && (done.revision === input.revision || done.commitSha === input.revision)) {
-          return { modelDir, commitSha: done.commitSha, files: done.files, totalBytes: sumBytes(done.files), durationMs: 0, reused: true, usedXetFallback: false };
+        const marker = parseMarker((await sh.exec(`cat ${q(`${modelDir}/.complete`)} 2>/dev/null`)).stdout);
+        if (marker && marker.commitSha === expected.commitSha && (!input.verifySha256 || marker.sha256Verified)) {
+          return {
+            modelDir,
+            commitSha: marker.commitSha,
+            files: marker.files,
+            totalBytes: sumBytes(marker.files),
+            durationMs: 0,
+            reused: true,
+            usedXetFallback: false,
+            xetFallback: null,
+            repaired: [],
+            sha256Verified: marker.sha256Verified ?? false,
+            sshReconnects: sh.reconnects,
+          };
         }
-        let disableXet = (activityInfo().heartbeatDetails as { disableXet?: boolean } | undefined)?.disableXet ?? false;
-        let usedXetFallback = disableXet;
-        const env = () =>
-          envPrefix({
+        await run(sh, 'download directory', `mkdir -p ${q(modelDir)} && ${touch(ws)}`);
+        await sh.writeFile(
+          files.expected,
+          JSON.stringify({ repo: input.repoId, revision: input.revision, commitSha: expected.commitSha, files: expected.files }),
+        );
+        const details = activityInfo().heartbeatDetails as Partial<DownloadHeartbeat> | undefined;
+        // An earlier attempt's switch to plain HTTP (its reason, as JSON), kept on the pod.
+        let xetFallback = parseXetFallback((await sh.exec(`cat ${q(files.noXet)} 2>/dev/null`)).stdout);
+        let disableXet = (details?.disableXet ?? false) || xetFallback !== null;
+        const repaired: string[] = [];
+
+        const command = () => {
+          const env = envPrefix({
             HF_HOME: `${ws}/hf`,
             HF_ENDPOINT: deps.hfEndpoint,
             HF_TOKEN: deps.hfToken,
             HF_HUB_DISABLE_XET: disableXet ? '1' : undefined,
             HF_HUB_DOWNLOAD_TIMEOUT: '60',
+            HF_HUB_DISABLE_UPDATE_CHECK: '1',
           });
-        const command = () =>
-          `${env()}hf download ${q(input.repoId)} --revision ${q(input.revision)} --local-dir ${q(modelDir)}; echo "exit=$?" >> ${q(`${modelDir}.download.status`)}`;
+          // Pinned to the commit the metadata came from, so the files are the ones verification expects.
+          const hf = `${env}hf download ${q(input.repoId)} --revision ${q(expected.commitSha)} --local-dir ${q(modelDir)}`;
+          return `echo "--- hf download, Xet ${disableXet ? 'off' : 'on'}, $(date -u +%FT%TZ)"; ${hf}; echo "exit=$?" >> ${q(files.status)}`;
+        };
+        // Start unless one is running (then re-attach); a stale status file belongs to a finished earlier run.
         const start = () =>
-          run(sh, 'start download', `mkdir -p ${q(modelDir)} && rm -f ${q(`${modelDir}.download.status`)} && ${startDetached({ command: command(), pidFile, logFile, cwd: ws })}`);
-        await start();
-
-        let lastBytes = -1;
-        let lastGrowthAt = Date.now();
-        for (;;) {
-          const state = await run(
+          run(
             sh,
-            'download progress',
-            `${touch(ws)}; du -sb ${q(modelDir)} | cut -f1; ${isAlive(pidFile)}; cat ${q(`${modelDir}.download.status`)} 2>/dev/null | tail -n 1`,
+            'start download',
+            `if [ -f ${q(files.pid)} ] && kill -0 "$(cat ${q(files.pid)})" 2>/dev/null; then :; else rm -f ${q(files.status)}; fi\n` +
+              startDetached({ command: command(), pidFile: files.pid, logFile: files.log, cwd: ws }),
           );
-          const [bytesLine = '0', alive = 'dead', status = ''] = state.trim().split('\n');
-          const bytes = Number(bytesLine) || 0;
-          if (bytes !== lastBytes) {
-            lastBytes = bytes;
-            lastGrowthAt = Date.now();
-          }
-          heartbeat({ bytesDone: bytes, disableXet });
-          if (alive.trim() === 'dead') {
-            if (status.trim() === 'exit=0') break;
-            const logTail = await run(sh, 'download log', tail(logFile, 30));
-            throw new DownloadFailedError(`hf download exited (${status.trim() || 'no status'}): ${logTail.slice(-1500)}`);
-          }
-          if (Date.now() - lastGrowthAt > deps.downloadStallTimeoutMs) {
-            // A stalled (typically Xet) transfer: kill it and resume into the same directory over plain HTTP.
-            log.warn('download stalled; restarting with Xet disabled', { bytes, repoId: input.repoId });
-            await run(sh, 'kill stalled download', killDetached(pidFile));
-            disableXet = true;
-            usedXetFallback = true;
-            await start();
-            lastGrowthAt = Date.now();
-          }
-          await sleep(deps.pollIntervalMs);
-        }
+        const fallBack = async (reason: 'stall' | 'xet-error', atBytes: number, detail: string) => {
+          log.warn('download: switching to HF_HUB_DISABLE_XET=1', { repoId: input.repoId, reason, atBytes, detail });
+          await run(sh, 'stop download', killDetached(files.pid));
+          xetFallback = { reason, atBytes, detail };
+          await sh.writeFile(files.noXet, JSON.stringify(xetFallback));
+          disableXet = true;
+          await start();
+        };
 
-        const verifyCmd = `${envPrefix({ HF_HOME: `${ws}/hf`, HF_ENDPOINT: deps.hfEndpoint, HF_TOKEN: deps.hfToken, PYTHONPATH: `${ws}/harness` })}python3 -m harness.verify_model --model-dir ${q(modelDir)} --repo ${q(input.repoId)} --revision ${q(input.revision)}`;
-        const v = await sh.exec(verifyCmd, { timeoutMs: 30 * 60_000 });
-        const parsed = VerifyResultSchema.safeParse(safeJson(v.stdout.trim().split('\n').pop() ?? ''));
-        if (!parsed.success) throw new RemoteCommandError('verify model', v.code, (v.stderr || v.stdout).slice(-1500));
-        if (!parsed.data.ok) {
-          // Bad files were deleted by the verifier; the retry downloads them again.
-          throw new DownloadVerificationError(`model ${input.repoId} failed verification: ${parsed.data.problems.join('; ')}`);
+        /** One `hf download` pass, watched until it exits 0 (switching Xet off on a stall or a Xet error). */
+        const downloadPass = async () => {
+          await start();
+          let lastBytes = -1;
+          let lastGrowthAt = Date.now();
+          for (;;) {
+            const state = await run(
+              sh,
+              'download progress',
+              [
+                `${touch(ws)}; du -sb ${q(modelDir)} | cut -f1`,
+                isAlive(files.pid),
+                // Exactly one line each, empty when there is nothing to say.
+                `echo "$(tail -n 1 ${q(files.status)} 2>/dev/null)"`,
+                disableXet ? 'echo' : `echo "$(grep -a -o -m 1 -E ${q(XET_ERROR_RE)} ${q(files.log)} 2>/dev/null | head -n 1)"`,
+              ].join('\n'),
+            );
+            const [bytesLine = '0', alive = 'dead', status = '', xetError = ''] = state.split('\n').map((l) => l.trim());
+            const bytes = Number(bytesLine) || 0;
+            if (bytes !== lastBytes) {
+              lastBytes = bytes;
+              lastGrowthAt = Date.now();
+            }
+            const hb: DownloadHeartbeat = { stage: 'downloading', bytesDone: bytes, totalBytes: expected.totalBytes, disableXet };
+            heartbeat(hb);
+            if (xetError) {
+              // A known Xet/CAS failure (pod-side.md 1.3): waiting for the stall timeout would only lose time.
+              await fallBack('xet-error', bytes, xetError);
+              lastGrowthAt = Date.now();
+            } else if (alive === 'dead') {
+              if (status === 'exit=0') return;
+              const logTail = await run(sh, 'download log', tail(files.log, 30));
+              throw new DownloadFailedError(`hf download exited (${status || 'no status'}): ${logTail.slice(-1500)}`);
+            } else if (Date.now() - lastGrowthAt > stallTimeoutMs) {
+              if (disableXet) {
+                // Stalled over plain HTTP as well: let the retry (with backoff) resume it; finished files stay.
+                await run(sh, 'stop stalled download', killDetached(files.pid));
+                throw new DownloadFailedError(`download stalled at ${bytes} bytes for ${stallTimeoutMs} ms with Xet off`);
+              }
+              await fallBack('stall', bytes, `no bytes written for ${stallTimeoutMs} ms at ${bytes} bytes`);
+              lastGrowthAt = Date.now();
+            }
+            await sleep(deps.pollIntervalMs);
+          }
+        };
+
+        const verify = async () => {
+          const cmd =
+            `${envPrefix({ PYTHONPATH: `${ws}/harness` })}python3 -m harness.verify_model --model-dir ${q(modelDir)} ` +
+            `--expected ${q(files.expected)}${input.verifySha256 ? ' --sha256' : ''}`;
+          // Hashing tens of GB takes minutes: keep Temporal and the pod's watchdog informed while it runs.
+          const hb: DownloadHeartbeat = { stage: 'verifying', bytesDone: expected.totalBytes, totalBytes: expected.totalBytes, disableXet };
+          heartbeat(hb);
+          const ticker = setInterval(() => {
+            heartbeat(hb);
+            sh.exec(touch(ws)).catch(() => undefined);
+          }, 20_000);
+          try {
+            const v = await sh.exec(cmd, { timeoutMs: 3 * 3_600_000, signal: cancellationSignal() });
+            const parsed = VerifyResultSchema.safeParse(safeJson(v.stdout.trim().split('\n').pop() ?? ''));
+            if (!parsed.success) throw new RemoteCommandError('verify model', v.code, (v.stderr || v.stdout).slice(-1500));
+            return parsed.data;
+          } finally {
+            clearInterval(ticker);
+          }
+        };
+
+        for (let pass = 1; ; pass++) {
+          await downloadPass();
+          const result = await verify();
+          if (result.ok) {
+            return {
+              modelDir,
+              commitSha: result.commitSha,
+              files: result.files,
+              totalBytes: sumBytes(result.files),
+              durationMs: Date.now() - startedAt,
+              reused: false,
+              usedXetFallback: disableXet,
+              xetFallback,
+              repaired,
+              sha256Verified: result.sha256Verified,
+              sshReconnects: sh.reconnects,
+            };
+          }
+          repaired.push(...result.problems);
+          log.warn('download failed verification; fetching the bad files again', { pass, problems: result.problems });
+          if (pass >= VERIFY_PASSES) {
+            // The verifier deleted what it could not accept; the activity's retry downloads those files again.
+            throw new DownloadVerificationError(
+              `model ${input.repoId} failed verification ${pass} times: ${result.problems.join('; ')}`,
+            );
+          }
         }
-        const files = parsed.data.files;
-        return { modelDir, commitSha: parsed.data.commitSha, files, totalBytes: sumBytes(files), durationMs: Date.now() - startedAt, reused: false, usedXetFallback };
       });
     },
 
-    /** Ensures vLLM serves the model on the pod's loopback: reuses a healthy server, else starts one and warms it. */
+    /**
+     * Ensures vLLM serves the model on the pod's loopback: reuses a healthy server with the same command line, else
+     * starts one and waits for `/health`, `/v1/models` and a warm-up request. A failed start is read from its log:
+     * the model not fitting fails for good (with vLLM's numbers and a suggestion); GPU memory held by a stale vLLM of
+     * this workspace is freed (its processes killed) and the start tried again; anything else is retryable.
+     */
     async startVllm(input: StartVllmInput): Promise<StartVllmOutput> {
       const ws = input.endpoint.workspaceDir;
       const v = input.vllm;
@@ -267,92 +417,189 @@ export function createPodActivities(deps: PodActivityDeps) {
         const previous = (await sh.exec(`cat ${q(`${ws}/vllm/cmdline`)} 2>/dev/null`)).stdout.trim();
         const alive = (await sh.exec(isAlive(pidFile))).stdout.trim() === 'alive';
         if (alive && previous === commandLine && (await healthy()) && (await listsModel())) {
-          return { baseUrl, version: await version(), commandLine, loadTimeMs: 0, reused: true };
+          return { baseUrl, version: await version(), commandLine, loadTimeMs: 0, reused: true, cleanedUpPids: [] };
         }
-        // A server with other settings (or a dead one) is replaced, never silently reused.
-        await run(sh, 'stop old vLLM', killDetached(pidFile));
-        await run(
-          sh,
-          'start vLLM',
-          `printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)} && ${startDetached({ command: `${envPrefix({ HF_HUB_OFFLINE: '1' })}exec ${commandLine}`, pidFile, logFile, cwd: ws })}`,
-        );
-        const deadline = startedAt + v.startupTimeoutMs;
-        for (;;) {
-          await sleep(Math.min(deps.pollIntervalMs, 2_000));
-          heartbeat({ stage: 'loading', elapsedMs: Date.now() - startedAt });
-          await sh.exec(touch(ws));
-          if (await healthy()) break;
-          if ((await sh.exec(isAlive(pidFile))).stdout.trim() === 'dead') {
-            const logTail = await run(sh, 'vLLM log', tail(logFile, 60));
-            if (DOES_NOT_FIT.some((re) => re.test(logTail))) {
-              throw new ModelDoesNotFitError(
-                `${input.servedModelName} does not fit this GPU at max-model-len ${v.maxModelLen}, max-num-seqs ${v.maxNumSeqs}, ` +
-                  `gpu-memory-utilization ${v.gpuMemoryUtilization}: lower max-model-len or max-num-seqs, or choose a larger GPU. Log tail:\n${logTail.slice(-1500)}`,
-              );
-            }
-            throw new VllmStartFailedError(`vLLM exited during startup. Log tail:\n${logTail.slice(-1500)}`);
+        const cleanedUpPids: number[] = [];
+        /** Kills vLLM processes serving this workspace's models that the pid file lost track of. */
+        const killStale = async (why: string, evidence: string) => {
+          const pids = (await run(sh, 'find stale vLLM', findProcesses(` serve ${ws}/models/`)))
+            .split('\n')
+            .map(Number)
+            .filter((p) => Number.isInteger(p) && p > 1);
+          if (pids.length) {
+            log.warn(`${why}: killing stale vLLM processes of this workspace`, { pids, evidence });
+            await run(sh, 'kill stale vLLM', killPids(pids));
+            cleanedUpPids.push(...pids);
           }
-          if (Date.now() > deadline) {
-            const logTail = await run(sh, 'vLLM log', tail(logFile, 40));
+          return pids;
+        };
+        const portAnswers = async () =>
+          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() !== '000';
+        for (let round = 1; ; round++) {
+          // A server with other settings, or a dead one, is replaced, never silently reused.
+          await run(sh, 'stop old vLLM', killDetached(pidFile));
+          // Whatever still answers on the port is not the server this step manages: never measure through it.
+          if ((await portAnswers()) && ((await killStale(`port ${v.port} in use`, baseUrl)).length === 0 || (await portAnswers()))) {
+            throw new VllmStartFailedError(
+              `port ${v.port} on the pod already answers, and not from a vLLM this workspace started: stop that server or set vllm.port`,
+            );
+          }
+          await run(sh, 'vLLM files', `mkdir -p ${q(`${ws}/vllm`)} && printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)}`);
+          const loadStartedAt = Date.now();
+          await run(sh, 'start vLLM', startDetached({ command: `${envPrefix({ HF_HUB_OFFLINE: '1' })}exec ${commandLine}`, pidFile, logFile, cwd: ws }));
+          const outcome = await waitForHealth(loadStartedAt);
+          if (outcome === 'ready') {
+            if (!(await listsModel())) throw new VllmStartFailedError(`/v1/models does not list ${input.servedModelName}`);
+            const loadTimeMs = Date.now() - loadStartedAt;
+            const warm = await sh.exec(
+              `curl -s -m 120 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d ${q(JSON.stringify({ model: input.servedModelName, messages: [{ role: 'user', content: 'Say OK.' }], max_tokens: 8, temperature: 0 }))} ${q(`${baseUrl}/v1/chat/completions`)}`,
+            );
+            if (warm.stdout.trim() !== '200') throw new VllmStartFailedError(`warm-up request answered HTTP ${warm.stdout.trim() || 'nothing'}`);
+            return { baseUrl, version: await version(), commandLine, loadTimeMs, reused: false, cleanedUpPids };
+          }
+          if (outcome.timedOut) {
             await run(sh, 'stop slow vLLM', killDetached(pidFile));
-            throw new VllmStartFailedError(`vLLM not healthy after ${v.startupTimeoutMs} ms. Log tail:\n${logTail.slice(-1500)}`);
+            throw new VllmStartFailedError(`vLLM not healthy after ${v.startupTimeoutMs} ms. Log tail:\n${outcome.logTail.slice(-1500)}`);
+          }
+          const failure = classifyVllmStartup(outcome.logTail);
+          if (failure.kind === 'does-not-fit') {
+            const gpu = (await sh.exec(`nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1`)).stdout.trim();
+            throw new ModelDoesNotFitError(
+              doesNotFitMessage(failure, {
+                servedModelName: input.servedModelName,
+                maxModelLen: v.maxModelLen,
+                maxNumSeqs: v.maxNumSeqs,
+                gpuMemoryUtilization: v.gpuMemoryUtilization,
+                tensorParallelSize: input.tensorParallelSize,
+                ...(input.weightBytes !== undefined ? { weightBytes: input.weightBytes } : {}),
+                gpu: gpu || null,
+              }),
+              { reason: failure.reason, numbers: failure.numbers },
+            );
+          }
+          // Most often a vLLM of ours that outlived its pid file (an earlier attempt, a crashed worker): only
+          // processes serving this workspace's models are ours to kill; other users' GPU jobs are left alone.
+          if (failure.kind === 'vram-held' && round === 1 && (await killStale('GPU memory held', failure.evidence)).length) continue;
+          if (failure.kind === 'vram-held') {
+            const holders = (await sh.exec('nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader 2>/dev/null')).stdout.trim();
+            throw new VllmStartFailedError(
+              `GPU memory is held by another process${cleanedUpPids.length ? ` even after killing stale vLLM ${cleanedUpPids.join(', ')}` : ''}` +
+                `${holders ? ` (nvidia-smi: ${holders.replace(/\n/g, '; ')})` : ''}: ${failure.evidence}`,
+            );
+          }
+          throw new VllmStartFailedError(`vLLM exited during startup: ${failure.evidence}. Log tail:\n${outcome.logTail.slice(-1500)}`);
+        }
+
+        /** Polls until /health answers 200, the process exits, or the startup timeout passes. */
+        async function waitForHealth(since: number): Promise<'ready' | { timedOut: boolean; logTail: string }> {
+          for (;;) {
+            await sleep(Math.min(deps.pollIntervalMs, 2_000));
+            heartbeat({ stage: 'loading', elapsedMs: Date.now() - startedAt });
+            await sh.exec(touch(ws));
+            // Dead first: a /health answer only counts while our own process is alive.
+            if ((await sh.exec(isAlive(pidFile))).stdout.trim() === 'dead') {
+              return { timedOut: false, logTail: await run(sh, 'vLLM log', tail(logFile, 80)) };
+            }
+            if (await healthy()) return 'ready';
+            if (Date.now() - since > v.startupTimeoutMs) {
+              return { timedOut: true, logTail: await run(sh, 'vLLM log', tail(logFile, 40)) };
+            }
           }
         }
-        if (!(await listsModel())) throw new VllmStartFailedError(`/v1/models does not list ${input.servedModelName}`);
-        const loadTimeMs = Date.now() - startedAt;
-        const warm = await sh.exec(
-          `curl -s -m 120 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d ${q(JSON.stringify({ model: input.servedModelName, messages: [{ role: 'user', content: 'Say OK.' }], max_tokens: 8, temperature: 0 }))} ${q(`${baseUrl}/v1/chat/completions`)}`,
-        );
-        if (warm.stdout.trim() !== '200') throw new VllmStartFailedError(`warm-up request answered HTTP ${warm.stdout.trim() || 'nothing'}`);
-        return { baseUrl, version: await version(), commandLine, loadTimeMs, reused: false };
       });
     },
 
     /**
      * Ensures the harness run completes: starts it detached, or re-attaches to the one already running (same run
-     * id), and heartbeats samples done / total until its progress file says done.
+     * id; after a worker restart or an SSH drop), and heartbeats samples done / total and tokens per second until its
+     * progress file says done. A model server that dies under the run ends the attempt with ModelServerGoneError
+     * (the harness is stopped first, so its energy window is closed); the workflow restarts vLLM and decides.
      */
     async runInference(input: RunInferenceInput): Promise<RunInferenceOutput> {
       const ws = input.endpoint.workspaceDir;
-      const remoteDir = `${ws}/runs/${input.spec.runId}`;
+      const runId = input.spec.runId;
+      const remoteDir = `${ws}/runs/${runId}`;
       const pidFile = `${remoteDir}/harness.pid`;
+      const vllmPidFile = `${ws}/vllm/pid`;
       const specJson = JSON.stringify({ ...input.spec, outputDir: remoteDir }, null, 2);
       const startedAt = Date.now();
       return withShell(input.endpoint, async (sh) => {
         await run(sh, 'run directory', `mkdir -p ${q(remoteDir)}`);
         await sh.writeFile(`${remoteDir}/spec.json`, specJson);
-        const readProgress = async () => {
-          const r = await sh.exec(`${touch(ws)}; cat ${q(`${remoteDir}/progress.json`)} 2>/dev/null`);
-          if (r.code !== 0 || !r.stdout.trim()) return null;
-          const p = HarnessProgressSchema.safeParse(safeJson(r.stdout));
-          if (!p.success) throw new HarnessContractError(`progress.json does not match the harness contract: ${p.error.message}`);
-          return p.data;
+        const SEP = '--8<--';
+        /** One round trip: touch the dead-man's switch, read progress, and whether the harness and vLLM live. */
+        const poll = async () => {
+          const out = await run(
+            sh,
+            'run progress',
+            `${touch(ws)}; cat ${q(`${remoteDir}/progress.json`)} 2>/dev/null; echo ${q(SEP)}; ${isAlive(pidFile)}; ${isAlive(vllmPidFile)}`,
+          );
+          const [progressText = '', rest = ''] = out.split(SEP);
+          const [harness = 'dead', vllm = 'dead'] = rest.trim().split('\n').map((l) => l.trim());
+          let progress = null;
+          if (progressText.trim()) {
+            const p = HarnessProgressSchema.safeParse(safeJson(progressText));
+            if (!p.success) throw new HarnessContractError(`progress.json does not match the harness contract: ${p.error.message}`);
+            progress = p.data;
+          }
+          return { progress, harnessAlive: harness === 'alive', vllmAlive: vllm === 'alive' };
         };
+        const serverUp = async () =>
+          (await sh.exec(isAlive(vllmPidFile))).stdout.trim() === 'alive' &&
+          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${input.spec.baseUrl}/health`)}`)).stdout.trim() === '200';
+        const serverGone = async (progress: HarnessProgress | null, why: string) => {
+          // Stop the harness (SIGTERM: it closes its energy window and writes `failed`) so nothing outlives the server.
+          await run(sh, 'stop harness', killDetached(pidFile));
+          const vllmLog = await run(sh, 'vLLM log', tail(`${ws}/vllm/vllm.log`, 15));
+          return new ModelServerGoneError(
+            `the model server is gone (${why}) during run ${runId} at ${progress?.done ?? '?'}/${progress?.total ?? '?'} samples. vLLM log tail:\n${vllmLog.slice(-1200)}`,
+            { runId, done: progress?.done ?? null, total: progress?.total ?? null },
+          );
+        };
+        // Start unless running (then re-attach); a new process must not read the last one's `failed` as its own.
         const start = () =>
           run(
             sh,
             'start harness',
-            startDetached({
-              command: `${envPrefix({ PYTHONPATH: `${ws}/harness` })}exec python3 -m harness.run --spec ${q(`${remoteDir}/spec.json`)}`,
-              pidFile,
-              logFile: `${remoteDir}/harness.stdout`,
-              cwd: remoteDir,
-            }),
+            `if [ -f ${q(pidFile)} ] && kill -0 "$(cat ${q(pidFile)})" 2>/dev/null; then :; else rm -f ${q(`${remoteDir}/progress.json`)}; fi\n` +
+              startDetached({
+                command: `${envPrefix({ PYTHONPATH: `${ws}/harness` })}exec python3 -m harness.run --spec ${q(`${remoteDir}/spec.json`)}`,
+                pidFile,
+                logFile: `${remoteDir}/harness.stdout`,
+                cwd: remoteDir,
+              }),
           );
 
-        let progress = await readProgress();
-        if (progress?.state !== 'done') {
-          const started = await start();
-          log.info('harness', { runId: input.spec.runId, state: started.trim() });
+        let state = await poll();
+        let reattached = false;
+        if (state.progress?.state !== 'done') {
+          if (!state.harnessAlive && !(await serverUp())) throw await serverGone(state.progress, 'not serving before the run started');
+          const started = (await start()).trim();
+          reattached = started.startsWith('running');
+          log.info('harness', { runId, state: started });
         }
         for (;;) {
-          progress = await readProgress();
-          if (progress?.state === 'done') break;
-          if (progress?.state === 'failed') {
-            throw new HarnessFailedError(`harness run ${input.spec.runId} failed: ${progress.error ?? 'no error text'}`);
+          state = await poll();
+          const { progress } = state;
+          if (progress?.state === 'done') {
+            return {
+              remoteDir,
+              done: progress.done,
+              total: progress.total,
+              durationMs: Date.now() - startedAt,
+              reattached,
+              sshReconnects: sh.reconnects,
+            };
           }
-          const alive = (await sh.exec(isAlive(pidFile))).stdout.trim() === 'alive';
-          if (!alive) {
+          if (!state.vllmAlive) throw await serverGone(progress, 'its process exited');
+          if (progress?.state === 'failed') {
+            if (!(await serverUp())) throw await serverGone(progress, 'not answering /health');
+            const error = progress.error ?? 'no error text';
+            // Exit code 2: the spec itself is wrong; no retry can fix that.
+            if (error.startsWith('invalid spec')) throw new HarnessContractError(`harness run ${runId}: ${error}`);
+            throw new HarnessFailedError(`harness run ${runId} failed: ${error}`);
+          }
+          if (!state.harnessAlive) {
             // The process died without writing a final state (killed, pod restarted): resume from its predictions.
             const logTail = await run(sh, 'harness log', tail(`${remoteDir}/harness.stdout`, 20));
             log.warn('harness process gone without a final state; restarting it', { logTail: logTail.slice(-500) });
@@ -367,7 +614,6 @@ export function createPodActivities(deps: PodActivityDeps) {
           heartbeat(hb);
           await sleep(deps.pollIntervalMs);
         }
-        return { remoteDir, done: progress.done, total: progress.total, durationMs: Date.now() - startedAt };
       });
     },
 
@@ -438,6 +684,13 @@ function safeJson(text: string): unknown {
 function parseMarker(text: string) {
   const r = CompleteMarkerSchema.safeParse(safeJson(text));
   return r.success ? r.data : null;
+}
+
+function parseXetFallback(text: string): DownloadModelOutput['xetFallback'] {
+  if (!text.trim()) return null;
+  const r = XetFallbackSchema.safeParse(safeJson(text));
+  // An unreadable note still means Xet was turned off for a reason.
+  return r.success ? r.data : { reason: 'stall', atBytes: 0, detail: text.trim().slice(0, 300) };
 }
 
 const sumBytes = (files: { bytes: number }[]) => files.reduce((a, f) => a + f.bytes, 0);

@@ -1,5 +1,6 @@
 // SSH exec and SFTP to a pod (RunPod's `ssh.direct`, the team's own server, or a sandbox sshd), over ssh2.
 import { readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import type { SshTarget } from '../../shared/types.js';
 import { SshError } from './errors.js';
@@ -12,7 +13,10 @@ export interface ExecResult {
 
 /** One authenticated connection to a pod. Close it when done. */
 export interface PodShell {
-  /** Runs a command through the login shell's `sh -c`; resolves with its exit code (never throws on non-zero). */
+  /**
+   * Runs a command through the login shell's `sh -c`; resolves with its exit code (never throws on non-zero).
+   * @throws SshError of kind `lost` when the connection drops before the command's exit status arrives.
+   */
   exec(command: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ExecResult>;
   /** Writes `content` to `remotePath` over SFTP (parent directories must exist). */
   writeFile(remotePath: string, content: string | Buffer): Promise<void>;
@@ -20,6 +24,8 @@ export interface PodShell {
   putFile(localPath: string, remotePath: string): Promise<void>;
   /** Copies a pod file to a local path over SFTP. */
   getFile(remotePath: string, localPath: string): Promise<void>;
+  /** False once the connection has closed (dropped, or closed by us). */
+  isOpen(): boolean;
   close(): void;
 }
 
@@ -43,7 +49,7 @@ export class SshPodConnector implements PodConnector {
       const where = `${target.username}@${target.host}:${target.port}`;
       const onAbort = () => {
         client.end();
-        reject(new SshError(`connection to ${where} cancelled`, where));
+        reject(new SshError(`connection to ${where} cancelled`, where, 'cancelled'));
       };
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       client
@@ -53,7 +59,7 @@ export class SshPodConnector implements PodConnector {
         })
         .on('error', (err) => {
           opts.signal?.removeEventListener('abort', onAbort);
-          reject(new SshError(`ssh ${where}: ${err.message}`, where));
+          reject(new SshError(`ssh ${where}: ${err.message}`, where, 'connect'));
         })
         .connect({
           host: target.host,
@@ -72,19 +78,31 @@ export class SshPodConnector implements PodConnector {
 
 class Ssh2Shell implements PodShell {
   #sftp: Promise<SFTPWrapper> | undefined;
+  #open = true;
 
   constructor(
     readonly client: Client,
     readonly where: string,
-  ) {}
+  ) {
+    const closed = () => (this.#open = false);
+    client.on('close', closed).on('end', closed).on('error', closed);
+  }
+
+  isOpen(): boolean {
+    return this.#open;
+  }
 
   exec(command: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       const onChannel = (err: Error | undefined, channel: ClientChannel) => {
-        if (err) return reject(new SshError(`exec on ${this.where}: ${err.message}`, this.where));
+        if (err) {
+          const kind = this.#open ? 'channel' : 'lost';
+          return reject(new SshError(`exec on ${this.where}: ${err.message}`, this.where, kind));
+        }
         let stdout = '';
         let stderr = '';
         let exitCode: number | null = null;
+        let exited = false;
         let settled = false;
         const finish = (fn: () => void) => {
           if (settled) return;
@@ -95,28 +113,40 @@ class Ssh2Shell implements PodShell {
         };
         const onAbort = () => {
           channel.close();
-          finish(() => reject(new SshError(`command cancelled on ${this.where}`, this.where)));
+          finish(() => reject(new SshError(`command cancelled on ${this.where}`, this.where, 'cancelled')));
         };
         const timer = opts.timeoutMs
           ? setTimeout(() => {
               channel.close();
               finish(() =>
-                reject(new SshError(`command timed out after ${opts.timeoutMs} ms on ${this.where}`, this.where)),
+                reject(
+                  new SshError(`command timed out after ${opts.timeoutMs} ms on ${this.where}`, this.where, 'timeout'),
+                ),
               );
             }, opts.timeoutMs)
           : undefined;
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         channel.on('data', (d: Buffer) => (stdout += d.toString()));
         channel.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        // 'exit' carries the status; 'close' comes after all output. A signal-killed command has no code.
-        channel.on('exit', (code: number | null) => (exitCode = code));
-        channel.on('close', () => finish(() => resolve({ code: exitCode, stdout, stderr })));
+        // 'exit' carries the status (a signal-killed command has no code); 'close' comes after all output.
+        // OpenSSH always reports exit-status or exit-signal, so a channel that closes without one was cut off.
+        channel.on('exit', (code: number | null) => {
+          exited = true;
+          exitCode = code;
+        });
+        channel.on('close', () =>
+          finish(() =>
+            exited
+              ? resolve({ code: exitCode, stdout, stderr })
+              : reject(new SshError(`connection to ${this.where} lost during a command`, this.where, 'lost')),
+          ),
+        );
       };
       try {
         this.client.exec(command, onChannel);
       } catch (err) {
         // ssh2 throws synchronously when the connection is already gone (pod terminated, network drop).
-        reject(new SshError(`exec on ${this.where}: ${(err as Error).message}`, this.where));
+        reject(new SshError(`exec on ${this.where}: ${(err as Error).message}`, this.where, 'lost'));
       }
     });
   }
@@ -124,7 +154,7 @@ class Ssh2Shell implements PodShell {
   #sftpSession(): Promise<SFTPWrapper> {
     this.#sftp ??= new Promise((resolve, reject) =>
       this.client.sftp((err, sftp) =>
-        err ? reject(new SshError(`sftp on ${this.where}: ${err.message}`, this.where)) : resolve(sftp),
+        err ? reject(new SshError(`sftp on ${this.where}: ${err.message}`, this.where, 'sftp')) : resolve(sftp),
       ),
     );
     return this.#sftp;
@@ -134,7 +164,7 @@ class Ssh2Shell implements PodShell {
     const sftp = await this.#sftpSession();
     await new Promise<void>((resolve, reject) =>
       sftp.writeFile(remotePath, content, (err) =>
-        err ? reject(new SshError(`sftp write ${remotePath}: ${err.message}`, this.where)) : resolve(),
+        err ? reject(new SshError(`sftp write ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
       ),
     );
   }
@@ -143,7 +173,7 @@ class Ssh2Shell implements PodShell {
     const sftp = await this.#sftpSession();
     await new Promise<void>((resolve, reject) =>
       sftp.fastPut(localPath, remotePath, (err) =>
-        err ? reject(new SshError(`sftp put ${remotePath}: ${err.message}`, this.where)) : resolve(),
+        err ? reject(new SshError(`sftp put ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
       ),
     );
   }
@@ -152,12 +182,133 @@ class Ssh2Shell implements PodShell {
     const sftp = await this.#sftpSession();
     await new Promise<void>((resolve, reject) =>
       sftp.fastGet(remotePath, localPath, (err) =>
-        err ? reject(new SshError(`sftp get ${remotePath}: ${err.message}`, this.where)) : resolve(),
+        err ? reject(new SshError(`sftp get ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
       ),
     );
   }
 
   close(): void {
+    this.#open = false;
     this.client.end();
+  }
+}
+
+/** Backoff before each reconnect, in ms; its length is the most reconnects one operation gets. */
+const RECONNECT_BACKOFF_MS = [250, 500, 1_000, 2_000, 4_000, 8_000];
+
+/**
+ * A PodShell that survives a dropped connection: an operation cut off by it reconnects (with backoff) and runs
+ * again. Safe because every command the pod activities send is idempotent by design (ensure steps; long work runs
+ * detached with pid files, so a command run twice re-attaches instead of starting twice). Timeouts, cancellation
+ * and real remote errors are not retried here.
+ */
+export class ReconnectingPodShell implements PodShell {
+  #shell: PodShell | null;
+  #reconnects = 0;
+
+  private constructor(
+    readonly connector: PodConnector,
+    readonly target: SshTarget,
+    first: PodShell,
+    readonly opts: { signal?: AbortSignal; onReconnect?: (count: number, cause: SshError) => void },
+  ) {
+    this.#shell = first;
+  }
+
+  /** Connects once (a pod that cannot be reached at all is the caller's retry, not this class's). */
+  static async open(
+    connector: PodConnector,
+    target: SshTarget,
+    opts: { signal?: AbortSignal; onReconnect?: (count: number, cause: SshError) => void } = {},
+  ): Promise<ReconnectingPodShell> {
+    const first = await connector.connect(target, opts.signal ? { signal: opts.signal } : {});
+    return new ReconnectingPodShell(connector, target, first, opts);
+  }
+
+  /** How many times a dropped connection was replaced. */
+  get reconnects(): number {
+    return this.#reconnects;
+  }
+
+  exec(command: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExecResult> {
+    return this.#op((sh) => sh.exec(command, opts));
+  }
+
+  writeFile(remotePath: string, content: string | Buffer): Promise<void> {
+    return this.#op((sh) => sh.writeFile(remotePath, content));
+  }
+
+  putFile(localPath: string, remotePath: string): Promise<void> {
+    return this.#op((sh) => sh.putFile(localPath, remotePath));
+  }
+
+  getFile(remotePath: string, localPath: string): Promise<void> {
+    return this.#op((sh) => sh.getFile(remotePath, localPath));
+  }
+
+  isOpen(): boolean {
+    return this.#shell?.isOpen() ?? false;
+  }
+
+  close(): void {
+    this.#shell?.close();
+    this.#shell = null;
+  }
+
+  async #op<T>(fn: (sh: PodShell) => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let attempt = 0; attempt <= RECONNECT_BACKOFF_MS.length; attempt++) {
+      if (attempt > 0) {
+        try {
+          await delay(
+            RECONNECT_BACKOFF_MS[attempt - 1],
+            undefined,
+            this.opts.signal ? { signal: this.opts.signal } : {},
+          );
+        } catch {
+          const where = `${this.target.username}@${this.target.host}:${this.target.port}`;
+          throw new SshError(`cancelled while reconnecting to ${where}`, where, 'cancelled');
+        }
+      }
+      let sh: PodShell;
+      try {
+        sh = this.#shell ?? (await this.#connect());
+      } catch (err) {
+        if (!(err instanceof SshError) || err.kind !== 'connect') throw err;
+        last = err; // the pod may be back in a moment: keep trying within the backoff
+        continue;
+      }
+      try {
+        return await fn(sh);
+      } catch (err) {
+        if (!(err instanceof SshError) || !(await this.#connectionLost(sh, err))) throw err;
+        sh.close();
+        if (this.#shell === sh) this.#shell = null;
+        this.#reconnects += 1;
+        this.opts.onReconnect?.(this.#reconnects, err);
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  async #connect(): Promise<PodShell> {
+    this.#shell = await this.connector.connect(this.target, this.opts.signal ? { signal: this.opts.signal } : {});
+    return this.#shell;
+  }
+
+  /** Whether an error means the connection is gone (so reconnecting may help) rather than a real remote error. */
+  async #connectionLost(sh: PodShell, err: SshError): Promise<boolean> {
+    if (this.opts.signal?.aborted) return false;
+    if (err.kind === 'lost') return true;
+    if (err.kind !== 'sftp' && err.kind !== 'channel') return false;
+    if (!sh.isOpen()) return true;
+    // An SFTP error on a live connection is a real one (no such file, permission); a dead one fails this probe.
+    try {
+      await sh.exec('true', { timeoutMs: 10_000 });
+      return false;
+    } catch {
+      return true;
+    }
   }
 }

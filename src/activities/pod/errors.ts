@@ -1,11 +1,19 @@
 import { ErrorTypes } from '../../shared/errors.js';
 
+/**
+ * What went wrong with SSH: `connect` (could not log in), `lost` (the connection dropped under a command),
+ * `timeout` (a command ran past its limit), `cancelled` (the activity was cancelled), `sftp` (an SFTP operation
+ * failed; the connection may still be fine), `channel` (the server refused a new channel).
+ */
+export type SshErrorKind = 'connect' | 'lost' | 'timeout' | 'cancelled' | 'sftp' | 'channel';
+
 /** The pod could not be reached or the SSH session broke: retryable. */
 export class SshError extends Error {
   override readonly name = ErrorTypes.Ssh;
   constructor(
     message: string,
     readonly where: string,
+    readonly kind: SshErrorKind = 'lost',
   ) {
     super(message);
   }
@@ -35,10 +43,32 @@ export class DownloadVerificationError extends Error {
 /** vLLM cannot hold this model at these settings on this GPU: no retry can fix it. */
 export class ModelDoesNotFitError extends Error {
   override readonly name = ErrorTypes.ModelDoesNotFit;
+  constructor(
+    message: string,
+    /** vLLM's numbers (GiB, tokens) and the reason, for the failure's details. */
+    readonly details?: { reason: string; numbers: Record<string, number> },
+  ) {
+    super(message);
+  }
 }
 
 export class VllmStartFailedError extends Error {
   override readonly name = ErrorTypes.VllmStartFailed;
+}
+
+/**
+ * The model server died (or stopped answering) under a run: retrying the run cannot help until vLLM is restarted,
+ * so the workflow restarts it and continues per the study's interruption policy.
+ */
+export class ModelServerGoneError extends Error {
+  override readonly name = ErrorTypes.ModelServerGone;
+  constructor(
+    message: string,
+    /** Where the run stood; the workflow records it in the manifest's interruptions. */
+    readonly details?: { runId: string; done: number | null; total: number | null },
+  ) {
+    super(message);
+  }
 }
 
 export class HarnessFailedError extends Error {

@@ -55,3 +55,26 @@ export function killDetached(pidFile: string): string {
 export function tail(file: string, lines = 40): string {
   return `tail -n ${lines} ${q(file)} 2>/dev/null || true`;
 }
+
+/**
+ * Prints the pids (one a line) of processes whose command line contains `needle`, other than this shell. The glob
+ * is expanded before any `grep` starts, so the search never finds its own helpers.
+ */
+export function findProcesses(needle: string): string {
+  return [
+    `for d in /proc/[0-9]*; do p="\${d#/proc/}"; [ "$p" = "$$" ] && continue;`,
+    `tr '\\0' ' ' < "$d/cmdline" 2>/dev/null | grep -qF -- ${q(needle)} && echo "$p"; done; true`,
+  ].join(' ');
+}
+
+/** TERM, a few seconds' grace, then KILL for each pid (and its process group when it leads one). */
+export function killPids(pids: number[]): string {
+  if (pids.length === 0) return 'true';
+  const list = pids.map((p) => String(Math.trunc(p))).join(' ');
+  return [
+    `for p in ${list}; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; done;`,
+    `for i in 1 2 3 4 5 6 7 8 9 10; do alive=0; for p in ${list}; do kill -0 "$p" 2>/dev/null && alive=1; done;`,
+    `[ $alive = 0 ] && break; sleep 0.5; done;`,
+    `for p in ${list}; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done; true`,
+  ].join(' ');
+}

@@ -5,7 +5,10 @@ export const VerifyResultSchema = z.object({
   ok: z.boolean(),
   commitSha: z.string(),
   problems: z.array(z.string()),
+  /** Files it rejected and deleted (with hf's local-dir metadata), so the next download fetches them again. */
+  deleted: z.array(z.string()),
   files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+  sha256Verified: z.boolean(),
 });
 
 /** The `.complete` marker written next to a verified model. */
@@ -14,6 +17,14 @@ export const CompleteMarkerSchema = z.object({
   revision: z.string(),
   commitSha: z.string(),
   files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+  sha256Verified: z.boolean().optional(),
+});
+
+/** `<model>.download.no-xet`: why an earlier attempt turned Xet off (kept on the pod for retries). */
+export const XetFallbackSchema = z.object({
+  reason: z.enum(['stall', 'xet-error']),
+  atBytes: z.number().nonnegative(),
+  detail: z.string(),
 });
 
 /** `progress.json` of the harness (contract schemaVersion 1). */
@@ -25,6 +36,7 @@ export const HarnessProgressSchema = z.object({
   tokensPerS: z.number().nullable().optional(),
   error: z.string().nullable().optional(),
 });
+export type HarnessProgress = z.infer<typeof HarnessProgressSchema>;
 
 /** vLLM `GET /v1/models`. */
 export const ModelsListSchema = z.object({ data: z.array(z.object({ id: z.string() })) });

@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { sha256File } from '../pod/activities.js';
 import type {
+  ManifestHardware,
+  RunInterruption,
   RunManifest,
   RunMetricsSummary,
   SummarizePhaseInput,
@@ -11,7 +13,8 @@ import type {
   WriteRunManifestOutput,
 } from '../../shared/types.js';
 import { HarnessContractError } from '../pod/errors.js';
-import { MetricsSchema } from './schemas.js';
+import type { z } from 'zod';
+import { EnvironmentSchema, MetricsSchema } from './schemas.js';
 
 export const CHECKSUM_FILE = 'checksums.sha256';
 export const MANIFEST_FILE = 'manifest.json';
@@ -52,6 +55,59 @@ const CONTROLLED: [string, (m: RunManifest) => unknown][] = [
   ['codecarbon.countryIsoCode', (m) => m.codecarbon.countryIsoCode],
 ];
 
+/** Versions and GPU from the harness's environment.json; GPU fields stay null (with the harness's note) without one. */
+export function hardwareOf(raw: unknown): ManifestHardware {
+  const parsed = EnvironmentSchema.safeParse(raw);
+  if (!parsed.success) throw new HarnessContractError(`environment.json does not match the harness contract: ${parsed.error.message}`);
+  const env = parsed.data;
+  const gpu = env.gpu ?? null;
+  return {
+    versions: {
+      vllm: env.vllm?.version ?? null,
+      vllmPackage: env.vllm_package ?? null,
+      torch: env.torch ?? null,
+      cudaRuntime: env.cuda_runtime ?? null,
+      cudaDriver: gpu?.cuda_driver_version ?? null,
+      nvidiaDriver: gpu?.driver_version ?? null,
+      codecarbon: env.codecarbon ?? null,
+      huggingfaceHub: env.huggingface_hub ?? null,
+      hfXet: env.hf_xet ?? null,
+      python: env.python ?? null,
+    },
+    gpu: {
+      present: gpu?.present ?? false,
+      count: gpu?.count ?? 0,
+      name: gpu?.name ?? null,
+      memoryTotalMiB: gpu?.memory_total_mib ?? null,
+      powerLimitW: gpu?.power_limit_w ?? null,
+    },
+    note: gpu ? gpu.note : 'environment.json has no GPU summary (an older harness)',
+  };
+}
+
+/**
+ * Whether the run's energy can be set beside runs measured in one piece: not when it was resumed (several windows,
+ * a server restart between them) or when some samples were measured by no window.
+ */
+export function energyComparability(
+  interruptions: RunInterruption[],
+  energy: { complete: boolean; attempts?: number | undefined } | null,
+): { comparable: boolean; reasons: string[] } {
+  const reasons: string[] = interruptions
+    .filter((i) => i.policy === 'resume')
+    .map(
+      (i) =>
+        `resumed after the model server died at ${i.samplesDone ?? '?'}/${i.samplesTotal ?? '?'} samples ` +
+        '(interruptionPolicy resume): measured in several windows around a server restart',
+    );
+  if (energy === null) reasons.push('no metrics.json: the run has no energy figures');
+  else {
+    if ((energy.attempts ?? 1) > 1) reasons.push(`measured in ${energy.attempts} harness attempts (resumed)`);
+    if (!energy.complete) reasons.push('some samples were measured by no attempt (one died before its CodeCarbon row)');
+  }
+  return { comparable: reasons.length === 0, reasons };
+}
+
 export function createResultsActivities(deps: ResultsActivityDeps) {
   return {
     /**
@@ -61,20 +117,25 @@ export function createResultsActivities(deps: ResultsActivityDeps) {
     async writeRunManifest(input: WriteRunManifestInput): Promise<WriteRunManifestOutput> {
       const dir = join(deps.resultsDir, input.resultsSubdir);
       const envPath = join(dir, 'environment.json');
-      const manifest: RunManifest = {
-        ...input.manifest,
-        environment: existsSync(envPath) ? readJson(envPath) : null,
-      };
-      writeAtomic(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+      const environment: unknown = existsSync(envPath) ? readJson(envPath) : null;
 
       let metrics: RunMetricsSummary | null = null;
+      let energy: z.infer<typeof MetricsSchema>['energy'] | null = null;
       const metricsPath = join(dir, 'metrics.json');
       if (existsSync(metricsPath)) {
         const parsed = MetricsSchema.safeParse(readJson(metricsPath));
         if (!parsed.success) throw new HarnessContractError(`metrics.json does not match the harness contract: ${parsed.error.message}`);
         const m = parsed.data;
+        energy = m.energy;
         metrics = { n: m.n, accuracy: m.accuracy, f1: m.f1, unparseable: m.unparseable, gpuEnergyKwh: m.energy.gpu_kwh };
       }
+      const manifest: RunManifest = {
+        ...input.manifest,
+        environment,
+        hardware: environment === null ? null : hardwareOf(environment),
+        energy: energyComparability(input.manifest.interruptions, energy),
+      };
+      writeAtomic(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
 
       const names = readdirSync(dir)
         .filter((f) => f !== CHECKSUM_FILE && !f.endsWith('.tmp') && !f.endsWith('.partial'))
@@ -117,6 +178,10 @@ export function createResultsActivities(deps: ResultsActivityDeps) {
           metrics: r.metrics,
         })),
         inconsistencies,
+        costUsd: {
+          sessions: input.costs,
+          phaseTotal: Math.round(input.costs.reduce((a, c) => a + c.podCostUsd, 0) * 10_000) / 10_000,
+        },
       };
       writeAtomic(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
       return { summaryPath, runs: rows.length, inconsistencies };

@@ -16,5 +16,32 @@ export const MetricsSchema = z.object({
     ram_kwh: z.number().nullable(),
     gpu_kwh_net_of_baseline: z.number().nullable(),
     complete: z.boolean(),
+    /** Measured windows summed (more than one: the run was resumed). */
+    attempts: z.number().int().nonnegative().optional(),
   }),
 });
+
+/** The harness's `environment.json`: only what the manifest summarises (GPU fields are null without a GPU). */
+export const EnvironmentSchema = z.object({
+  python: z.string().nullish(),
+  codecarbon: z.string().nullish(),
+  huggingface_hub: z.string().nullish(),
+  hf_xet: z.string().nullish(),
+  vllm: z.object({ version: z.string().nullish() }).nullish(),
+  vllm_package: z.string().nullish(),
+  torch: z.string().nullish(),
+  cuda_runtime: z.string().nullish(),
+  gpu: z
+    .object({
+      present: z.boolean(),
+      count: z.number().int().nonnegative(),
+      name: z.string().nullable(),
+      memory_total_mib: z.number().nullable(),
+      power_limit_w: z.number().nullable(),
+      driver_version: z.string().nullable(),
+      cuda_driver_version: z.string().nullable(),
+      note: z.string().nullable(),
+    })
+    .nullish(),
+});
+export type Environment = z.infer<typeof EnvironmentSchema>;

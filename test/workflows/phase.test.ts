@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { PhaseProgress, ReservePodInput, ReservePodOutput } from '../../src/shared/types.js';
+import { loadStudyFile } from '../../src/study/load.js';
+import type { Study } from '../../src/study/schema.js';
+import type { phaseWorkflow } from '../../src/workflows/index.js';
+import { stubActivities, withWorker, type Calls } from './stubs.js';
+
+/** Budgets and the same-GPU rule of a phase, on the real dev server with stub activities. */
+const base = loadStudyFile('studies/rq1.sandbox.yaml');
+
+function studyWith(phasePatch: Record<string, unknown>, studyPatch: Partial<Study> = {}): Study {
+  return {
+    ...base,
+    ...studyPatch,
+    study: `phase-${randomUUID().slice(0, 8)}`,
+    phases: base.phases.map((p) => (p.id === 'phase2a' ? { ...p, ...phasePatch } : p)),
+  };
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('phaseWorkflow', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  it('waits for budget before reserving when the next session would not fit, and goes on after a raise', async () => {
+    const calls: Calls = [];
+    const study = studyWith({ budget: { phaseUsd: 5, sessionEstimateUsd: 6 } });
+    await withWorker(env, stubActivities(calls), async (taskQueue) => {
+      const handle = await env.client.workflow.start<typeof phaseWorkflow>('phaseWorkflow', {
+        taskQueue,
+        workflowId: `phase-${randomUUID()}`,
+        args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
+      });
+      const waiting = await waitFor(async () => {
+        const p = await handle.query<PhaseProgress>('phaseProgress');
+        return p.waitingForBudget ? p : undefined;
+      });
+      expect(waiting.waitingForBudget?.reason).toMatch(/next session \$6\.00 > phase budget \$5\.00/);
+      expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(0);
+
+      await handle.signal('raiseBudget', { phaseUsd: 20, by: 'test' });
+      const out = await handle.result();
+      expect(out.sessions).toHaveLength(2);
+      expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(2);
+    });
+  });
+
+  it('counts running sessions by their estimate and the study budget across phases', async () => {
+    const calls: Calls = [];
+    // Two sessions at once would commit $12 against a $10 phase budget: the second waits for the first.
+    const study = studyWith({ budget: { phaseUsd: 10, sessionEstimateUsd: 6 }, maxConcurrentSessions: 2 });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const stubs = stubActivities(calls);
+    const activities = stubActivities(calls, { runInference: async (i) => (await held, stubs.runInference(i)) });
+    await withWorker(env, activities, async (taskQueue) => {
+      const handle = await env.client.workflow.start<typeof phaseWorkflow>('phaseWorkflow', {
+        taskQueue,
+        workflowId: `phase-${randomUUID()}`,
+        args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
+      });
+      const p = await waitFor(async () => {
+        const q = await handle.query<PhaseProgress>('phaseProgress');
+        return q.waitingForBudget && q.committedUsd === 6 ? q : undefined;
+      });
+      expect(p.waitingForBudget?.reason).toMatch(/committed \$6\.00 \+ next session \$6\.00 > phase budget \$10\.00/);
+      expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(1);
+      release();
+      const out = await handle.result();
+      expect(out.sessions).toHaveLength(2);
+    });
+
+    // The study budget counts what earlier phases spent.
+    const tight = studyWith({ budget: { sessionEstimateUsd: 6 } }, { budgetUsd: 100 });
+    await withWorker(env, stubActivities([]), async (taskQueue) => {
+      const handle = await env.client.workflow.start<typeof phaseWorkflow>('phaseWorkflow', {
+        taskQueue,
+        workflowId: `phase-${randomUUID()}`,
+        args: [{ study: tight, phaseId: 'phase2a', studySpentUsd: 97 }],
+      });
+      const q = await waitFor(async () => {
+        const r = await handle.query<PhaseProgress>('phaseProgress');
+        return r.waitingForBudget ? r : undefined;
+      });
+      expect(q.waitingForBudget?.reason).toMatch(/study: spent \$97\.00 .* > study budget \$100\.00/);
+      await handle.cancel();
+    });
+  });
+
+  it('runs every model on the GPU type the first reservation won when the phase requires one type', async () => {
+    const calls: Calls = [];
+    const study = studyWith({ requireSameGpuType: true, maxConcurrentSessions: 2 });
+    const stubs = stubActivities(calls);
+    // The first reservation falls back to the last candidate (say, the A100); the phase must stick to it.
+    const reservePod = async (input: ReservePodInput): Promise<ReservePodOutput> => {
+      const out = await stubs.reservePod(input);
+      const candidate = input.target.candidates[input.target.candidates.length - 1] ?? out.pod.candidate;
+      return { ...out, pod: { ...out.pod, candidate } };
+    };
+    await withWorker(env, stubActivities(calls, { reservePod }), async (taskQueue) => {
+      const out = await env.client.workflow.execute<typeof phaseWorkflow>('phaseWorkflow', {
+        taskQueue,
+        workflowId: `phase-${randomUUID()}`,
+        args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
+      });
+      expect(out.sessions).toHaveLength(2);
+    });
+    const reserves = calls.filter((c) => c.name === 'reservePod').map((c) => c.input as ReservePodInput);
+    expect(reserves).toHaveLength(2);
+    const all = reserves[0]?.target.candidates.map((c) => c.gpuTypeId);
+    const locked = all?.[all.length - 1];
+    expect(new Set(all).size).toBeGreaterThan(1);
+    expect(reserves[1]?.target.candidates.map((c) => c.gpuTypeId)).toEqual([locked]);
+  });
+});
