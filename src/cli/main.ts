@@ -171,10 +171,14 @@ async function gate(args: string[]): Promise<number> {
     const studyUsd = amount(values['study-usd']);
     if (phaseUsd !== undefined) raise.phaseUsd = phaseUsd;
     if (studyUsd !== undefined) raise.studyUsd = studyUsd;
-    if ([phaseUsd, studyUsd].every((v) => v === undefined) || [phaseUsd, studyUsd].some((v) => v !== undefined && !(v > 0))) {
+    if (
+      [phaseUsd, studyUsd].every((v) => v === undefined) ||
+      [phaseUsd, studyUsd].some((v) => v !== undefined && !(v > 0))
+    ) {
       throw new UsageError('budget takes --phase-usd and/or --study-usd with positive amounts');
     }
-    if (!p.phaseWorkflowId || p.phaseState !== 'running') throw new UsageError(`study ${studyName} has no running phase`);
+    if (!p.phaseWorkflowId || p.phaseState !== 'running')
+      throw new UsageError(`study ${studyName} has no running phase`);
     await client.workflow.getHandle(p.phaseWorkflowId).signal('raiseBudget', raise);
     console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(raise)}`);
     return 0;

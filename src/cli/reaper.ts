@@ -57,10 +57,16 @@ export async function reaperCommand(args: string[], config: Env): Promise<number
   });
   if (values['install-schedule']) {
     const how = await installReaperSchedule(client, { taskQueue: config.TASK_QUEUE, everyMinutes, input });
-    console.log(`${how} schedule ${REAPER_SCHEDULE_ID}: reaperWorkflow every ${everyMinutes} min (grace ${graceMinutes} min${input.dryRun ? ', dry run' : ''})`);
+    console.log(
+      `${how} schedule ${REAPER_SCHEDULE_ID}: reaperWorkflow every ${everyMinutes} min (grace ${graceMinutes} min${input.dryRun ? ', dry run' : ''})`,
+    );
     return 0;
   }
-  const runpod = new RunPodClient({ apiKey: config.RUNPOD_API_KEY ?? '', baseUrl: config.RUNPOD_BASE_URL, timeoutMs: config.RUNPOD_TIMEOUT_MS });
+  const runpod = new RunPodClient({
+    apiKey: config.RUNPOD_API_KEY ?? '',
+    baseUrl: config.RUNPOD_BASE_URL,
+    timeoutMs: config.RUNPOD_TIMEOUT_MS,
+  });
   const out = await reapOrphanPods({ runpod, workflowStatus: temporalWorkflowStatus(client) }, input);
   if (out.decisions.length === 0) console.log('no project pods on the account');
   for (const d of out.decisions) console.log(formatDecision(d));

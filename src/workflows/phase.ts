@@ -75,8 +75,15 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
 
   const waitForBudget = async (model: ModelSpec) => {
     for (let reason = overBudget(); reason; reason = overBudget()) {
-      progress.waitingForBudget = { model: model.repoId, needUsd: progress.budget.sessionEstimateUsd, reason, since: new Date().toISOString() };
-      setCurrentDetails(`**waiting for budget** before ${model.repoId}: ${reason}. Send raiseBudget {"phaseUsd": N} or {"studyUsd": N}, or cancel.`);
+      progress.waitingForBudget = {
+        model: model.repoId,
+        needUsd: progress.budget.sessionEstimateUsd,
+        reason,
+        since: new Date().toISOString(),
+      };
+      setCurrentDetails(
+        `**waiting for budget** before ${model.repoId}: ${reason}. Send raiseBudget {"phaseUsd": N} or {"studyUsd": N}, or cancel.`,
+      );
       // Wakes on a raise (or on a session ending, which turns an estimate into a smaller real cost).
       const seen = JSON.stringify([progress.budget, progress.spentUsd, progress.committedUsd]);
       await condition(() => JSON.stringify([progress.budget, progress.spentUsd, progress.committedUsd]) !== seen);
@@ -95,7 +102,9 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
     await waitForBudget(model);
     const estimate = progress.budget.sessionEstimateUsd;
     progress.committedUsd += estimate;
-    setCurrentDetails(`running ${model.repoId}; ${sessions.length + failures.length}/${phase.models.length} models finished`);
+    setCurrentDetails(
+      `running ${model.repoId}; ${sessions.length + failures.length}/${phase.models.length} models finished`,
+    );
     try {
       const out = await executeChild(podSessionWorkflow, {
         workflowId,
@@ -118,7 +127,8 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
       progress.spentUsd += out.podCostUsd;
     } catch (err) {
       if (isCancellation(err)) throw err; // a cancelled phase stops; it does not carry on with the next model
-      const message = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      const message =
+        err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       log.error('pod session failed', { model: model.repoId, error: message });
       failures.push({ model: model.repoId, error: message });
       // A failed session's pod cost is not known here; its estimate stays counted as spent, to be safe.
@@ -135,7 +145,8 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
       const isFirst = !firstSessionStarted;
       firstSessionStarted = true;
       // Same-GPU rule: later sessions start once the first one has a GPU type (or has ended without one).
-      if (phase.requireSameGpuType && !isFirst) await condition(() => progress.lockedGpuTypeId !== null || firstSessionOver);
+      if (phase.requireSameGpuType && !isFirst)
+        await condition(() => progress.lockedGpuTypeId !== null || firstSessionOver);
       await runSession(next.model, next.workflowId, isFirst);
     }
   };

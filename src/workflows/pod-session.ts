@@ -75,7 +75,10 @@ function withRequiredGpuType(target: Phase['target'], gpuTypeId: string | undefi
   if (!gpuTypeId || target.kind !== 'runpod') return target;
   const candidates = target.candidates.filter((c) => c.gpuTypeId === gpuTypeId);
   if (!candidates.length) {
-    throw ApplicationFailure.nonRetryable(`the phase runs on ${gpuTypeId}, which no candidate of this phase offers`, 'GpuTypeMismatch');
+    throw ApplicationFailure.nonRetryable(
+      `the phase runs on ${gpuTypeId}, which no candidate of this phase offers`,
+      'GpuTypeMismatch',
+    );
   }
   return { ...target, candidates };
 }

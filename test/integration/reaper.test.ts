@@ -106,7 +106,9 @@ describe('the pod reaper', () => {
     expect(young.decisions[0]?.reason).toMatch(/closed.*younger than the grace period/);
 
     const dry = await reap({ graceMs: 0, dryRun: true });
-    expect(dry.decisions).toEqual([expect.objectContaining({ podId, action: 'would-terminate', reason: 'owning workflow run is closed' })]);
+    expect(dry.decisions).toEqual([
+      expect.objectContaining({ podId, action: 'would-terminate', reason: 'owning workflow run is closed' }),
+    ]);
     expect(servers.runpod.pods().map((p) => p.id)).toContain(podId);
 
     const real = await reap({ graceMs: 0, dryRun: false });

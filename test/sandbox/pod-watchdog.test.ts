@@ -129,6 +129,8 @@ describe('pod watchdog', () => {
   it('with self-stop off: ends the work, leaves the pod running, and says it bills on', async () => {
     const { podId, ws, sh } = await readyPod();
     try {
+      // The work first: with a 1 s limit (and whole-second file times) the watchdog may fire at once.
+      const vllm = await fakeVllm(sh, ws);
       const status = await ensureWatchdog(sh, {
         ws,
         settings: { podId, staleAfterMs: 1_000, checkIntervalMs: 1_000, selfStop: 'none' },
@@ -136,7 +138,6 @@ describe('pod watchdog', () => {
         apiBaseUrl: emu.url,
       });
       expect(status.stopWith).toBe('none');
-      const vllm = await fakeVllm(sh, ws);
       await until('the watchdog to fire', () => (stateOf(ws) === 'fired-no-stop' ? true : undefined));
       expect(alive(vllm)).toBe(false);
       expect(fileOf(ws, 'log')).toMatch(/NOT stopped/);

@@ -27,7 +27,8 @@ describe('podSessionWorkflow teardown', () => {
     await env?.teardown();
   });
 
-  const withWorker = <T>(activities: Activities, fn: (taskQueue: string) => Promise<T>) => withStubWorker(env, activities, fn);
+  const withWorker = <T>(activities: Activities, fn: (taskQueue: string) => Promise<T>) =>
+    withStubWorker(env, activities, fn);
 
   const input: PodSessionInput = { study, phaseId: 'phase2a', model };
 

@@ -136,13 +136,15 @@ export function createPodActivities(deps: PodActivityDeps) {
 
   /** Installs the pinned vLLM when the image has none or another version; returns what `vllm --version` says. */
   async function ensureVllmVersion(sh: PodShell, want: string): Promise<string> {
-    const installed = async () => (await sh.exec('vllm --version 2>/dev/null | tail -n 1', { timeoutMs: 120_000 })).stdout.trim();
+    const installed = async () =>
+      (await sh.exec('vllm --version 2>/dev/null | tail -n 1', { timeoutMs: 120_000 })).stdout.trim();
     let have = await installed();
     if (sameRelease(have, want)) return have;
     log.info('installing vLLM on the pod', { have: have || 'none', want });
     await run(sh, 'pip install vllm', `python3 -m pip install -q ${q(`vllm==${want}`)}`, 45 * 60_000);
     have = await installed();
-    if (!sameRelease(have, want)) throw new RemoteCommandError('vLLM version check', 1, `wanted ${want}, the pod has ${have || 'none'}`);
+    if (!sameRelease(have, want))
+      throw new RemoteCommandError('vLLM version check', 1, `wanted ${want}, the pod has ${have || 'none'}`);
     return have;
   }
 
@@ -150,7 +152,11 @@ export function createPodActivities(deps: PodActivityDeps) {
     /** Uploads the harness, dataset and prompts; ensures the pinned harness requirements and vLLM version. */
     async preparePod(input: PreparePodInput): Promise<PreparePodOutput> {
       const ws = input.endpoint.workspaceDir;
-      const remote = { harnessDir: `${ws}/harness`, datasetPath: `${ws}/data/dataset.jsonl`, promptsDir: `${ws}/prompts` };
+      const remote = {
+        harnessDir: `${ws}/harness`,
+        datasetPath: `${ws}/data/dataset.jsonl`,
+        promptsDir: `${ws}/prompts`,
+      };
       return withShell(input.endpoint, async (sh) => {
         await run(
           sh,
@@ -161,12 +167,22 @@ export function createPodActivities(deps: PodActivityDeps) {
           .filter((f) => f.endsWith('.py'))
           .map((f) => ({ localPath: join(deps.harnessDir, f), remotePath: `${remote.harnessDir}/harness/${f}` }));
         const requirements = resolve(deps.harnessDir, '..', 'requirements.txt');
-        await ensureUploaded(sh, [...harnessFiles, { localPath: requirements, remotePath: `${remote.harnessDir}/requirements.txt` }]);
+        await ensureUploaded(sh, [
+          ...harnessFiles,
+          { localPath: requirements, remotePath: `${remote.harnessDir}/requirements.txt` },
+        ]);
 
-        const promptFiles = input.prompts.map((p) => ({ localPath: local(p.templatePath), remotePath: `${remote.promptsDir}/${p.name}.txt` }));
+        const promptFiles = input.prompts.map((p) => ({
+          localPath: local(p.templatePath),
+          remotePath: `${remote.promptsDir}/${p.name}.txt`,
+        }));
         const fewShot = input.prompts
           .filter((p) => p.fewShotExamplesPath)
-          .map((p) => ({ name: p.name, localPath: local(p.fewShotExamplesPath ?? ''), remotePath: `${remote.promptsDir}/${p.name}.examples.jsonl` }));
+          .map((p) => ({
+            name: p.name,
+            localPath: local(p.fewShotExamplesPath ?? ''),
+            remotePath: `${remote.promptsDir}/${p.name}.examples.jsonl`,
+          }));
         const [datasetSha256 = '', ...rest] = await ensureUploaded(sh, [
           { localPath: local(input.datasetPath), remotePath: remote.datasetPath },
           ...promptFiles,
@@ -180,9 +196,15 @@ export function createPodActivities(deps: PodActivityDeps) {
         let probe = await sh.exec(check, { timeoutMs: 60_000 });
         if (probe.code !== 0) {
           log.info('installing harness requirements on the pod', { detail: probe.stderr.slice(-300) });
-          await run(sh, 'pip install', `python3 -m pip install -q -r ${q(`${remote.harnessDir}/requirements.txt`)}`, 20 * 60_000);
+          await run(
+            sh,
+            'pip install',
+            `python3 -m pip install -q -r ${q(`${remote.harnessDir}/requirements.txt`)}`,
+            20 * 60_000,
+          );
           probe = await sh.exec(check, { timeoutMs: 60_000 });
-          if (probe.code !== 0) throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
+          if (probe.code !== 0)
+            throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
         }
         const vllmVersion = await ensureVllmVersion(sh, input.vllmVersion);
         // Last, after the installs (which run long without touching the heartbeat): the pod's dead-man's switch.
@@ -196,7 +218,15 @@ export function createPodActivities(deps: PodActivityDeps) {
             })
           : undefined;
         if (watchdog) log.info('pod watchdog', { ...watchdog });
-        return { datasetSha256, promptSha256, fewShotSha256, remote, pythonVersion: probe.stdout.trim(), vllmVersion, ...(watchdog ? { watchdog } : {}) };
+        return {
+          datasetSha256,
+          promptSha256,
+          fewShotSha256,
+          remote,
+          pythonVersion: probe.stdout.trim(),
+          vllmVersion,
+          ...(watchdog ? { watchdog } : {}),
+        };
       });
     },
 
@@ -241,7 +271,12 @@ export function createPodActivities(deps: PodActivityDeps) {
         await run(sh, 'download directory', `mkdir -p ${q(modelDir)} && ${touch(ws)}`);
         await sh.writeFile(
           files.expected,
-          JSON.stringify({ repo: input.repoId, revision: input.revision, commitSha: expected.commitSha, files: expected.files }),
+          JSON.stringify({
+            repo: input.repoId,
+            revision: input.revision,
+            commitSha: expected.commitSha,
+            files: expected.files,
+          }),
         );
         const details = activityInfo().heartbeatDetails as Partial<DownloadHeartbeat> | undefined;
         // An earlier attempt's switch to plain HTTP (its reason, as JSON), kept on the pod.
@@ -293,16 +328,25 @@ export function createPodActivities(deps: PodActivityDeps) {
                 isAlive(files.pid),
                 // Exactly one line each, empty when there is nothing to say.
                 `echo "$(tail -n 1 ${q(files.status)} 2>/dev/null)"`,
-                disableXet ? 'echo' : `echo "$(grep -a -o -m 1 -E ${q(XET_ERROR_RE)} ${q(files.log)} 2>/dev/null | head -n 1)"`,
+                disableXet
+                  ? 'echo'
+                  : `echo "$(grep -a -o -m 1 -E ${q(XET_ERROR_RE)} ${q(files.log)} 2>/dev/null | head -n 1)"`,
               ].join('\n'),
             );
-            const [bytesLine = '0', alive = 'dead', status = '', xetError = ''] = state.split('\n').map((l) => l.trim());
+            const [bytesLine = '0', alive = 'dead', status = '', xetError = ''] = state
+              .split('\n')
+              .map((l) => l.trim());
             const bytes = Number(bytesLine) || 0;
             if (bytes !== lastBytes) {
               lastBytes = bytes;
               lastGrowthAt = Date.now();
             }
-            const hb: DownloadHeartbeat = { stage: 'downloading', bytesDone: bytes, totalBytes: expected.totalBytes, disableXet };
+            const hb: DownloadHeartbeat = {
+              stage: 'downloading',
+              bytesDone: bytes,
+              totalBytes: expected.totalBytes,
+              disableXet,
+            };
             heartbeat(hb);
             if (xetError) {
               // A known Xet/CAS failure (pod-side.md 1.3): waiting for the stall timeout would only lose time.
@@ -316,7 +360,9 @@ export function createPodActivities(deps: PodActivityDeps) {
               if (disableXet) {
                 // Stalled over plain HTTP as well: let the retry (with backoff) resume it; finished files stay.
                 await run(sh, 'stop stalled download', killDetached(files.pid));
-                throw new DownloadFailedError(`download stalled at ${bytes} bytes for ${stallTimeoutMs} ms with Xet off`);
+                throw new DownloadFailedError(
+                  `download stalled at ${bytes} bytes for ${stallTimeoutMs} ms with Xet off`,
+                );
               }
               await fallBack('stall', bytes, `no bytes written for ${stallTimeoutMs} ms at ${bytes} bytes`);
               lastGrowthAt = Date.now();
@@ -330,7 +376,12 @@ export function createPodActivities(deps: PodActivityDeps) {
             `${envPrefix({ PYTHONPATH: `${ws}/harness` })}python3 -m harness.verify_model --model-dir ${q(modelDir)} ` +
             `--expected ${q(files.expected)}${input.verifySha256 ? ' --sha256' : ''}`;
           // Hashing tens of GB takes minutes: keep Temporal and the pod's watchdog informed while it runs.
-          const hb: DownloadHeartbeat = { stage: 'verifying', bytesDone: expected.totalBytes, totalBytes: expected.totalBytes, disableXet };
+          const hb: DownloadHeartbeat = {
+            stage: 'verifying',
+            bytesDone: expected.totalBytes,
+            totalBytes: expected.totalBytes,
+            disableXet,
+          };
           heartbeat(hb);
           const ticker = setInterval(() => {
             heartbeat(hb);
@@ -339,7 +390,8 @@ export function createPodActivities(deps: PodActivityDeps) {
           try {
             const v = await sh.exec(cmd, { timeoutMs: 3 * 3_600_000, signal: cancellationSignal() });
             const parsed = VerifyResultSchema.safeParse(safeJson(v.stdout.trim().split('\n').pop() ?? ''));
-            if (!parsed.success) throw new RemoteCommandError('verify model', v.code, (v.stderr || v.stdout).slice(-1500));
+            if (!parsed.success)
+              throw new RemoteCommandError('verify model', v.code, (v.stderr || v.stdout).slice(-1500));
             return parsed.data;
           } finally {
             clearInterval(ticker);
@@ -389,30 +441,47 @@ export function createPodActivities(deps: PodActivityDeps) {
       const pidFile = `${ws}/vllm/pid`;
       const logFile = `${ws}/vllm/vllm.log`;
       const args = [
-        'vllm', 'serve', input.modelDir,
-        '--served-model-name', input.servedModelName,
-        '--host', '127.0.0.1', '--port', String(v.port),
-        '--dtype', v.dtype,
-        '--max-model-len', String(v.maxModelLen),
-        '--max-num-seqs', String(v.maxNumSeqs),
-        '--max-num-batched-tokens', String(v.maxNumBatchedTokens),
-        '--seed', String(v.seed),
-        '--gpu-memory-utilization', String(v.gpuMemoryUtilization),
-        '--tensor-parallel-size', String(input.tensorParallelSize),
+        'vllm',
+        'serve',
+        input.modelDir,
+        '--served-model-name',
+        input.servedModelName,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(v.port),
+        '--dtype',
+        v.dtype,
+        '--max-model-len',
+        String(v.maxModelLen),
+        '--max-num-seqs',
+        String(v.maxNumSeqs),
+        '--max-num-batched-tokens',
+        String(v.maxNumBatchedTokens),
+        '--seed',
+        String(v.seed),
+        '--gpu-memory-utilization',
+        String(v.gpuMemoryUtilization),
+        '--tensor-parallel-size',
+        String(input.tensorParallelSize),
         v.enablePrefixCaching ? '--enable-prefix-caching' : '--no-enable-prefix-caching',
-        '--generation-config', 'vllm',
+        '--generation-config',
+        'vllm',
         ...(input.reasoningParser ? ['--reasoning-parser', input.reasoningParser] : []),
       ];
       const commandLine = args.map(q).join(' ');
       const startedAt = Date.now();
       return withShell(input.endpoint, async (sh) => {
         const curl = (path: string) => `curl -s -m 10 ${q(`${baseUrl}${path}`)}`;
-        const healthy = async () => (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() === '200';
+        const healthy = async () =>
+          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() ===
+          '200';
         const listsModel = async () => {
           const r = ModelsListSchema.safeParse(safeJson((await sh.exec(curl('/v1/models'))).stdout));
           return r.success && r.data.data.some((m) => m.id === input.servedModelName);
         };
-        const version = async () => VllmVersionSchema.safeParse(safeJson((await sh.exec(curl('/version'))).stdout)).data?.version ?? 'unknown';
+        const version = async () =>
+          VllmVersionSchema.safeParse(safeJson((await sh.exec(curl('/version'))).stdout)).data?.version ?? 'unknown';
 
         const previous = (await sh.exec(`cat ${q(`${ws}/vllm/cmdline`)} 2>/dev/null`)).stdout.trim();
         const alive = (await sh.exec(isAlive(pidFile))).stdout.trim() === 'alive';
@@ -434,36 +503,59 @@ export function createPodActivities(deps: PodActivityDeps) {
           return pids;
         };
         const portAnswers = async () =>
-          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() !== '000';
+          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() !==
+          '000';
         for (let round = 1; ; round++) {
           // A server with other settings, or a dead one, is replaced, never silently reused.
           await run(sh, 'stop old vLLM', killDetached(pidFile));
           // Whatever still answers on the port is not the server this step manages: never measure through it.
-          if ((await portAnswers()) && ((await killStale(`port ${v.port} in use`, baseUrl)).length === 0 || (await portAnswers()))) {
+          if (
+            (await portAnswers()) &&
+            ((await killStale(`port ${v.port} in use`, baseUrl)).length === 0 || (await portAnswers()))
+          ) {
             throw new VllmStartFailedError(
               `port ${v.port} on the pod already answers, and not from a vLLM this workspace started: stop that server or set vllm.port`,
             );
           }
-          await run(sh, 'vLLM files', `mkdir -p ${q(`${ws}/vllm`)} && printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)}`);
+          await run(
+            sh,
+            'vLLM files',
+            `mkdir -p ${q(`${ws}/vllm`)} && printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)}`,
+          );
           const loadStartedAt = Date.now();
-          await run(sh, 'start vLLM', startDetached({ command: `${envPrefix({ HF_HUB_OFFLINE: '1' })}exec ${commandLine}`, pidFile, logFile, cwd: ws }));
+          await run(
+            sh,
+            'start vLLM',
+            startDetached({
+              command: `${envPrefix({ HF_HUB_OFFLINE: '1' })}exec ${commandLine}`,
+              pidFile,
+              logFile,
+              cwd: ws,
+            }),
+          );
           const outcome = await waitForHealth(loadStartedAt);
           if (outcome === 'ready') {
-            if (!(await listsModel())) throw new VllmStartFailedError(`/v1/models does not list ${input.servedModelName}`);
+            if (!(await listsModel()))
+              throw new VllmStartFailedError(`/v1/models does not list ${input.servedModelName}`);
             const loadTimeMs = Date.now() - loadStartedAt;
             const warm = await sh.exec(
               `curl -s -m 120 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d ${q(JSON.stringify({ model: input.servedModelName, messages: [{ role: 'user', content: 'Say OK.' }], max_tokens: 8, temperature: 0 }))} ${q(`${baseUrl}/v1/chat/completions`)}`,
             );
-            if (warm.stdout.trim() !== '200') throw new VllmStartFailedError(`warm-up request answered HTTP ${warm.stdout.trim() || 'nothing'}`);
+            if (warm.stdout.trim() !== '200')
+              throw new VllmStartFailedError(`warm-up request answered HTTP ${warm.stdout.trim() || 'nothing'}`);
             return { baseUrl, version: await version(), commandLine, loadTimeMs, reused: false, cleanedUpPids };
           }
           if (outcome.timedOut) {
             await run(sh, 'stop slow vLLM', killDetached(pidFile));
-            throw new VllmStartFailedError(`vLLM not healthy after ${v.startupTimeoutMs} ms. Log tail:\n${outcome.logTail.slice(-1500)}`);
+            throw new VllmStartFailedError(
+              `vLLM not healthy after ${v.startupTimeoutMs} ms. Log tail:\n${outcome.logTail.slice(-1500)}`,
+            );
           }
           const failure = classifyVllmStartup(outcome.logTail);
           if (failure.kind === 'does-not-fit') {
-            const gpu = (await sh.exec(`nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1`)).stdout.trim();
+            const gpu = (
+              await sh.exec(`nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -n 1`)
+            ).stdout.trim();
             throw new ModelDoesNotFitError(
               doesNotFitMessage(failure, {
                 servedModelName: input.servedModelName,
@@ -479,15 +571,26 @@ export function createPodActivities(deps: PodActivityDeps) {
           }
           // Most often a vLLM of ours that outlived its pid file (an earlier attempt, a crashed worker): only
           // processes serving this workspace's models are ours to kill; other users' GPU jobs are left alone.
-          if (failure.kind === 'vram-held' && round === 1 && (await killStale('GPU memory held', failure.evidence)).length) continue;
+          if (
+            failure.kind === 'vram-held' &&
+            round === 1 &&
+            (await killStale('GPU memory held', failure.evidence)).length
+          )
+            continue;
           if (failure.kind === 'vram-held') {
-            const holders = (await sh.exec('nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader 2>/dev/null')).stdout.trim();
+            const holders = (
+              await sh.exec(
+                'nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader 2>/dev/null',
+              )
+            ).stdout.trim();
             throw new VllmStartFailedError(
               `GPU memory is held by another process${cleanedUpPids.length ? ` even after killing stale vLLM ${cleanedUpPids.join(', ')}` : ''}` +
                 `${holders ? ` (nvidia-smi: ${holders.replace(/\n/g, '; ')})` : ''}: ${failure.evidence}`,
             );
           }
-          throw new VllmStartFailedError(`vLLM exited during startup: ${failure.evidence}. Log tail:\n${outcome.logTail.slice(-1500)}`);
+          throw new VllmStartFailedError(
+            `vLLM exited during startup: ${failure.evidence}. Log tail:\n${outcome.logTail.slice(-1500)}`,
+          );
         }
 
         /** Polls until /health answers 200, the process exits, or the startup timeout passes. */
@@ -535,18 +638,24 @@ export function createPodActivities(deps: PodActivityDeps) {
             `${touch(ws)}; cat ${q(`${remoteDir}/progress.json`)} 2>/dev/null; echo ${q(SEP)}; ${isAlive(pidFile)}; ${isAlive(vllmPidFile)}`,
           );
           const [progressText = '', rest = ''] = out.split(SEP);
-          const [harness = 'dead', vllm = 'dead'] = rest.trim().split('\n').map((l) => l.trim());
+          const [harness = 'dead', vllm = 'dead'] = rest
+            .trim()
+            .split('\n')
+            .map((l) => l.trim());
           let progress = null;
           if (progressText.trim()) {
             const p = HarnessProgressSchema.safeParse(safeJson(progressText));
-            if (!p.success) throw new HarnessContractError(`progress.json does not match the harness contract: ${p.error.message}`);
+            if (!p.success)
+              throw new HarnessContractError(`progress.json does not match the harness contract: ${p.error.message}`);
             progress = p.data;
           }
           return { progress, harnessAlive: harness === 'alive', vllmAlive: vllm === 'alive' };
         };
         const serverUp = async () =>
           (await sh.exec(isAlive(vllmPidFile))).stdout.trim() === 'alive' &&
-          (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${input.spec.baseUrl}/health`)}`)).stdout.trim() === '200';
+          (
+            await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${input.spec.baseUrl}/health`)}`)
+          ).stdout.trim() === '200';
         const serverGone = async (progress: HarnessProgress | null, why: string) => {
           // Stop the harness (SIGTERM: it closes its energy window and writes `failed`) so nothing outlives the server.
           await run(sh, 'stop harness', killDetached(pidFile));
@@ -573,7 +682,8 @@ export function createPodActivities(deps: PodActivityDeps) {
         let state = await poll();
         let reattached = false;
         if (state.progress?.state !== 'done') {
-          if (!state.harnessAlive && !(await serverUp())) throw await serverGone(state.progress, 'not serving before the run started');
+          if (!state.harnessAlive && !(await serverUp()))
+            throw await serverGone(state.progress, 'not serving before the run started');
           const started = (await start()).trim();
           reattached = started.startsWith('running');
           log.info('harness', { runId, state: started });
@@ -622,9 +732,20 @@ export function createPodActivities(deps: PodActivityDeps) {
       const localDir = join(deps.resultsDir, input.resultsSubdir);
       mkdirSync(localDir, { recursive: true });
       return withShell(input.endpoint, async (sh) => {
-        const listing = await run(sh, 'list results', `cd ${q(input.remoteDir)} && find . -maxdepth 1 -type f ! -name '*.pid' ! -name '*.tmp' -printf '%f\\n'`);
-        const names = listing.split('\n').map((s) => s.trim()).filter(Boolean).sort();
-        const remote = await remoteSha256(sh, names.map((n) => `${input.remoteDir}/${n}`));
+        const listing = await run(
+          sh,
+          'list results',
+          `cd ${q(input.remoteDir)} && find . -maxdepth 1 -type f ! -name '*.pid' ! -name '*.tmp' -printf '%f\\n'`,
+        );
+        const names = listing
+          .split('\n')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .sort();
+        const remote = await remoteSha256(
+          sh,
+          names.map((n) => `${input.remoteDir}/${n}`),
+        );
         const files: TransferResultsOutput['files'] = [];
         const skipped: string[] = [];
         for (const name of names) {
@@ -658,8 +779,13 @@ export function createPodActivities(deps: PodActivityDeps) {
       const collected: string[] = [];
       try {
         await withShell(input.endpoint, async (sh) => {
-          const list = await sh.exec(`ls -1 ${q(`${ws}/vllm/vllm.log`)} ${q(`${ws}/models`)}/*.download.log 2>/dev/null`);
-          for (const path of list.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+          const list = await sh.exec(
+            `ls -1 ${q(`${ws}/vllm/vllm.log`)} ${q(`${ws}/models`)}/*.download.log 2>/dev/null`,
+          );
+          for (const path of list.stdout
+            .split('\n')
+            .map((s) => s.trim())
+            .filter(Boolean)) {
             const name = path.slice(ws.length + 1).replace(/\//g, '__');
             await sh.getFile(path, join(localDir, name));
             collected.push(name);

@@ -73,7 +73,11 @@ export async function ensureWatchdog(sh: PodShell, o: EnsureWatchdogOptions): Pr
   const state = started.trim().startsWith('running') ? 'running' : 'started';
   const stale = `${Math.round(o.settings.staleAfterMs / 60_000)} min`;
   if (selfStop === 'none') {
-    return { state, stopWith: 'none', note: `self-stop off: after ${stale} without a heartbeat the work is ended only` };
+    return {
+      state,
+      stopWith: 'none',
+      note: `self-stop off: after ${stale} without a heartbeat the work is ended only`,
+    };
   }
   if (!canStop) {
     const missing = /pod-id=yes/.test(probe)

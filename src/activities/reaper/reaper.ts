@@ -25,7 +25,13 @@ export async function reapOrphanPods(deps: ReaperDeps, input: ReapOrphanPodsInpu
     const created = pod.createdAt ? Date.parse(pod.createdAt) : Number.NaN;
     const ageMs = Number.isNaN(created) ? null : now - created;
     const owner = parsePodName(pod.name);
-    const base = { podId: pod.id, name: pod.name, ownerWorkflowId: owner?.sessionWorkflowId ?? null, ageMs, costPerHr: pod.cost ?? 0 };
+    const base = {
+      podId: pod.id,
+      name: pod.name,
+      ownerWorkflowId: owner?.sessionWorkflowId ?? null,
+      ageMs,
+      costPerHr: pod.cost ?? 0,
+    };
     let reason: string;
     if (!owner) {
       reason = 'name does not identify an owning workflow';
@@ -36,7 +42,11 @@ export async function reapOrphanPods(deps: ReaperDeps, input: ReapOrphanPodsInpu
         decisions.push({ ...base, action: 'kept', reason: 'owning workflow run is running' });
         continue;
       }
-      reason = !status ? 'owning workflow not found' : !ours ? 'owning run was replaced by a newer run' : 'owning workflow run is closed';
+      reason = !status
+        ? 'owning workflow not found'
+        : !ours
+          ? 'owning run was replaced by a newer run'
+          : 'owning workflow run is closed';
     }
     // Age unknown counts as old: a pod that cannot say when it was made must not live for ever.
     if (ageMs !== null && ageMs < input.graceMs) {

@@ -58,7 +58,8 @@ const CONTROLLED: [string, (m: RunManifest) => unknown][] = [
 /** Versions and GPU from the harness's environment.json; GPU fields stay null (with the harness's note) without one. */
 export function hardwareOf(raw: unknown): ManifestHardware {
   const parsed = EnvironmentSchema.safeParse(raw);
-  if (!parsed.success) throw new HarnessContractError(`environment.json does not match the harness contract: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new HarnessContractError(`environment.json does not match the harness contract: ${parsed.error.message}`);
   const env = parsed.data;
   const gpu = env.gpu ?? null;
   return {
@@ -124,10 +125,17 @@ export function createResultsActivities(deps: ResultsActivityDeps) {
       const metricsPath = join(dir, 'metrics.json');
       if (existsSync(metricsPath)) {
         const parsed = MetricsSchema.safeParse(readJson(metricsPath));
-        if (!parsed.success) throw new HarnessContractError(`metrics.json does not match the harness contract: ${parsed.error.message}`);
+        if (!parsed.success)
+          throw new HarnessContractError(`metrics.json does not match the harness contract: ${parsed.error.message}`);
         const m = parsed.data;
         energy = m.energy;
-        metrics = { n: m.n, accuracy: m.accuracy, f1: m.f1, unparseable: m.unparseable, gpuEnergyKwh: m.energy.gpu_kwh };
+        metrics = {
+          n: m.n,
+          accuracy: m.accuracy,
+          f1: m.f1,
+          unparseable: m.unparseable,
+          gpuEnergyKwh: m.energy.gpu_kwh,
+        };
       }
       const manifest: RunManifest = {
         ...input.manifest,
