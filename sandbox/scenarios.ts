@@ -1,5 +1,5 @@
-// Named fault scenarios for the sandbox: tests apply them in-process, users with
-// `npm run start-workflow -- <phase> --sandbox --scenario <name>` against the running daemon.
+// Named fault scenarios for the sandbox: tests apply them in-process, users with `npm run scenario -- <name>`
+// against the running daemon (then `npm run start-workflow -- <phase> --sandbox`).
 import { DEFAULT_SHARD_COUNT, shardFileName, type HfFault, type HfServer } from './hf-server/index.js';
 import type { CapacityUpdate, Fault, RunPodEmulator } from './runpod-emulator/index.js';
 

@@ -28,7 +28,8 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
   });
   // The reaper asks the server who owns a pod; a plain client connection, separate from the worker's.
   const temporal = new Client({
-    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
+    // Lazy: the worker must start even before this connection is first needed.
+    connection: Connection.lazy({ address: config.TEMPORAL_ADDRESS }),
     namespace: config.TEMPORAL_NAMESPACE,
   });
   const publicKey = readFileSync(config.SSH_PUBLIC_KEY_PATH ?? `${config.SSH_PRIVATE_KEY_PATH}.pub`, 'utf8').trim();

@@ -56,6 +56,7 @@ describe('pod-side sandbox scenarios', () => {
     const config = loadConfig(
       {
         SANDBOX: 'true',
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
         TASK_QUEUE: taskQueue,
         RUNPOD_API_KEY: apiKey,
         RUNPOD_BASE_URL: servers.runpod.url,

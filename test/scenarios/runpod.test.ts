@@ -78,6 +78,7 @@ describe('RunPod scenarios on the sandbox', () => {
     const config = loadConfig(
       {
         SANDBOX: 'true',
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
         TASK_QUEUE: taskQueue,
         RUNPOD_API_KEY: apiKey,
         RUNPOD_BASE_URL: servers.runpod.url,
