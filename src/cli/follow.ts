@@ -26,7 +26,9 @@ export function formatSpend(study: StudyProgress, phase: PhaseProgress | null, s
   const limit = (n: number | null) => (n === null ? 'no budget' : `budget $${n.toFixed(2)}`);
   if (!phase) return `  study spent ${money(study.spentUsd)}`;
   const phaseLive = Math.max(sessionsUsd, phase.spentUsd);
-  return `  spend: phase ${money(phaseLive)} (${limit(phase.budget.phaseUsd)}), study ${money(study.spentUsd + phaseLive)} (${limit(phase.budget.studyUsd)})`;
+  // A completed phase is already part of the study's spend.
+  const studyTotal = study.completedPhases.includes(phase.phaseId) ? study.spentUsd : study.spentUsd + phaseLive;
+  return `  spend: phase ${money(phaseLive)} (${limit(phase.budget.phaseUsd)}), study ${money(studyTotal)} (${limit(phase.budget.studyUsd)})`;
 }
 
 /** One line per model: stage, samples done / total, pod and cost so far. */
