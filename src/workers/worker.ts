@@ -63,5 +63,7 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     activities,
     // Give in-flight activities a moment to notice cancellation and record a last heartbeat.
     shutdownGraceTime: '10s',
+    // ...and never hang on one that ignores its cancellation: Temporal retries it on the next worker.
+    shutdownForceTime: '30s',
   });
 }
