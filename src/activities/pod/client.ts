@@ -61,6 +61,11 @@ export class SshPodConnector implements PodConnector {
           opts.signal?.removeEventListener('abort', onAbort);
           reject(new SshError(`ssh ${where}: ${err.message}`, where, 'connect'));
         })
+        // A connection cut during the handshake can end with 'close' alone; without this the promise never settles.
+        .on('close', () => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          reject(new SshError(`ssh ${where}: connection closed during the handshake`, where, 'connect'));
+        })
         .connect({
           host: target.host,
           port: target.port,
@@ -79,13 +84,39 @@ export class SshPodConnector implements PodConnector {
 class Ssh2Shell implements PodShell {
   #sftp: Promise<SFTPWrapper> | undefined;
   #open = true;
+  /** Settles when the connection goes away: SFTP requests in flight then never get an answer from ssh2. */
+  readonly #closed: Promise<never>;
 
   constructor(
     readonly client: Client,
     readonly where: string,
   ) {
-    const closed = () => (this.#open = false);
+    let onClosed: () => void = () => undefined;
+    this.#closed = new Promise<never>((_, reject) => {
+      onClosed = () => reject(new SshError(`connection to ${where} lost during an SFTP transfer`, where, 'lost'));
+    });
+    this.#closed.catch(() => undefined); // observed only by operations in flight
+    const closed = () => {
+      this.#open = false;
+      onClosed();
+    };
     client.on('close', closed).on('end', closed).on('error', closed);
+  }
+
+  /** An SFTP operation that fails with a `lost` SshError if the connection drops before ssh2 answers. */
+  #sftpOp(op: (sftp: SFTPWrapper, done: (err: Error | null | undefined) => void) => void, what: string) {
+    if (!this.#open) {
+      return Promise.reject(new SshError(`${what} on ${this.where}: not connected`, this.where, 'lost'));
+    }
+    const run = this.#sftpSession().then(
+      (sftp) =>
+        new Promise<void>((resolve, reject) =>
+          op(sftp, (err) =>
+            err ? reject(new SshError(`${what}: ${err.message}`, this.where, this.#open ? 'sftp' : 'lost')) : resolve(),
+          ),
+        ),
+    );
+    return Promise.race([run, this.#closed]);
   }
 
   isOpen(): boolean {
@@ -152,39 +183,28 @@ class Ssh2Shell implements PodShell {
   }
 
   #sftpSession(): Promise<SFTPWrapper> {
-    this.#sftp ??= new Promise((resolve, reject) =>
-      this.client.sftp((err, sftp) =>
-        err ? reject(new SshError(`sftp on ${this.where}: ${err.message}`, this.where, 'sftp')) : resolve(sftp),
-      ),
-    );
+    this.#sftp ??= new Promise((resolve, reject) => {
+      const fail = (err: Error) =>
+        reject(new SshError(`sftp on ${this.where}: ${err.message}`, this.where, this.#open ? 'sftp' : 'lost'));
+      try {
+        this.client.sftp((err, sftp) => (err ? fail(err) : resolve(sftp)));
+      } catch (err) {
+        fail(err as Error); // ssh2 throws synchronously once the connection is gone
+      }
+    });
     return this.#sftp;
   }
 
-  async writeFile(remotePath: string, content: string | Buffer): Promise<void> {
-    const sftp = await this.#sftpSession();
-    await new Promise<void>((resolve, reject) =>
-      sftp.writeFile(remotePath, content, (err) =>
-        err ? reject(new SshError(`sftp write ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
-      ),
-    );
+  writeFile(remotePath: string, content: string | Buffer): Promise<void> {
+    return this.#sftpOp((sftp, done) => sftp.writeFile(remotePath, content, done), `sftp write ${remotePath}`);
   }
 
-  async putFile(localPath: string, remotePath: string): Promise<void> {
-    const sftp = await this.#sftpSession();
-    await new Promise<void>((resolve, reject) =>
-      sftp.fastPut(localPath, remotePath, (err) =>
-        err ? reject(new SshError(`sftp put ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
-      ),
-    );
+  putFile(localPath: string, remotePath: string): Promise<void> {
+    return this.#sftpOp((sftp, done) => sftp.fastPut(localPath, remotePath, done), `sftp put ${remotePath}`);
   }
 
-  async getFile(remotePath: string, localPath: string): Promise<void> {
-    const sftp = await this.#sftpSession();
-    await new Promise<void>((resolve, reject) =>
-      sftp.fastGet(remotePath, localPath, (err) =>
-        err ? reject(new SshError(`sftp get ${remotePath}: ${err.message}`, this.where, 'sftp')) : resolve(),
-      ),
-    );
+  getFile(remotePath: string, localPath: string): Promise<void> {
+    return this.#sftpOp((sftp, done) => sftp.fastGet(remotePath, localPath, done), `sftp get ${remotePath}`);
   }
 
   close(): void {
