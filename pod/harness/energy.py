@@ -99,8 +99,10 @@ def rapl_readable() -> bool:
     return False
 
 
-def read_nvml_mj() -> list[int] | None:
-    """Total-energy counter (mJ since driver load) of every GPU, or None without a usable GPU."""
+def read_nvml_mj(indices: tuple[int, ...] | None = None) -> list[int] | None:
+    """Total-energy counter (mJ since driver load) of the given GPUs (None: every GPU), or None without a usable GPU.
+
+    Indices are NVML's (PCI bus order, as nvidia-smi numbers them)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -109,9 +111,9 @@ def read_nvml_mj() -> list[int] | None:
     except Exception:  # no driver, no library, no GPU: all mean "no NVML reading"
         return None
     try:
-        count = pynvml.nvmlDeviceGetCount()
+        wanted = indices if indices is not None else range(pynvml.nvmlDeviceGetCount())
         readings = [pynvml.nvmlDeviceGetTotalEnergyConsumption(pynvml.nvmlDeviceGetHandleByIndex(i))
-                    for i in range(count)]
+                    for i in wanted]
         return [int(r) for r in readings] or None
     except Exception as exc:
         log.warning("NVML energy counter unreadable: %s", exc)
@@ -143,12 +145,14 @@ class WindowEnergy:
 
 
 def read_csv_row(csv_path: Path, run_id: str) -> dict[str, str] | None:
-    if not csv_path.exists():
-        return None
-    with csv_path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("run_id") == run_id:
-                return row
+    """The tracker's row, or None when there is none or the file cannot be read (either way: no measurement)."""
+    try:
+        with csv_path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("run_id") == run_id:
+                    return row
+    except OSError as exc:
+        log.error("cannot read %s: %s", csv_path, exc)
     return None
 
 
@@ -168,6 +172,8 @@ class EnergyWindow:
             save_to_file=save_to_file,
             project_name=project_name,
             log_level="warning",
+            # Only the run's GPUs: on a shared server the others carry other people's jobs.
+            gpu_ids=list(spec.gpu_indices) if spec.gpu_indices is not None else None,
         )
         self.nvml_start: list[int] | None = None
         self.nvml_end: list[int] | None = None
@@ -177,7 +183,7 @@ class EnergyWindow:
         return str(getattr(self.tracker, "run_id", ""))
 
     def __enter__(self) -> EnergyWindow:
-        self.nvml_start = read_nvml_mj()
+        self.nvml_start = read_nvml_mj(self.spec.gpu_indices)
         self.tracker.start()
         # start() swallows its exceptions (@suppress); a tracker that did not start has no start time.
         if getattr(self.tracker, "_start_time", None) is None:
@@ -187,7 +193,7 @@ class EnergyWindow:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.tracker.stop()
-        self.nvml_end = read_nvml_mj()
+        self.nvml_end = read_nvml_mj(self.spec.gpu_indices)
 
     def from_tracker(self) -> WindowEnergy:
         """Energy from the tracker's in-memory result (used for the baseline, which writes no CSV row)."""

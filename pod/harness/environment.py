@@ -82,14 +82,21 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-def gpu_summary(smi: list[dict[str, str]] | dict[str, str] | None, cuda_driver: str | None) -> dict[str, Any]:
-    """What the manifest records about the GPUs: name, count, memory (MiB), power limit (W), driver and CUDA."""
+def gpu_summary(smi: list[dict[str, str]] | dict[str, str] | None, cuda_driver: str | None,
+                indices: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """What the manifest records about the run's GPUs (`indices`; None: all): name, count, memory (MiB), power limit
+    (W), driver and CUDA."""
     empty: dict[str, Any] = {"present": False, "count": 0, "name": None, "memory_total_mib": None,
-                             "power_limit_w": None, "driver_version": None, "cuda_driver_version": None}
+                             "power_limit_w": None, "driver_version": None, "cuda_driver_version": None,
+                             "indices": []}
     if smi is None:
         return {**empty, "note": "nvidia-smi not found: no NVIDIA GPU here (the sandbox has none), GPU fields are null"}
     if isinstance(smi, dict):
         return {**empty, "note": f"nvidia-smi failed: {smi.get('error')}"}
+    if indices is not None:
+        smi = [g for g in smi if g.get("index") in {str(i) for i in indices}]
+        if not smi:
+            return {**empty, "note": f"nvidia-smi lists none of the run's GPUs {list(indices)}"}
     if not smi:
         return {**empty, "note": "nvidia-smi lists no GPU"}
     first = smi[0]
@@ -97,6 +104,7 @@ def gpu_summary(smi: list[dict[str, str]] | dict[str, str] | None, cuda_driver: 
     return {
         "present": True,
         "count": len(smi),
+        "indices": [int(g["index"]) for g in smi if g.get("index", "").isdigit()],
         "name": names[0] if len(names) == 1 else " + ".join(names),
         "memory_total_mib": _number(first.get("memory.total")),
         "power_limit_w": _number(first.get("power.limit")),
@@ -113,7 +121,7 @@ def vllm_version(client: VllmClient) -> dict[str, Any]:
         return {"version": None, "error": str(exc)}
 
 
-def collect(client: VllmClient, codecarbon_version: str) -> dict[str, Any]:
+def collect(client: VllmClient, codecarbon_version: str, gpu_indices: tuple[int, ...] | None = None) -> dict[str, Any]:
     smi = nvidia_smi()
     return {
         "collected_at": now_iso(),
@@ -129,8 +137,9 @@ def collect(client: VllmClient, codecarbon_version: str) -> dict[str, Any]:
         "vllm_package": _package_version("vllm"),
         **torch_versions(),
         "nvidia_smi": smi,
-        "gpu": gpu_summary(smi, cuda_driver_version()),
-        "nvml_available": read_nvml_mj() is not None,
+        "gpu": gpu_summary(smi, cuda_driver_version(), gpu_indices),
+        "gpu_indices": list(gpu_indices) if gpu_indices is not None else None,
+        "nvml_available": read_nvml_mj(gpu_indices) is not None,
         "rapl_readable": rapl_readable(),
         "cpu_count": os.cpu_count(),
     }

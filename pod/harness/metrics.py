@@ -69,6 +69,12 @@ def classification(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_ENERGY_FIGURES = ("gpu_kwh", "cpu_kwh", "ram_kwh", "total_kwh", "gpu_kwh_net_of_baseline", "baseline_gpu_power_w",
+                   "gpu_kwh_per_sample", "gpu_kwh_net_per_sample", "gpu_kwh_per_output_token",
+                   "gpu_kwh_net_per_output_token", "nvml_gpu_kwh", "nvml_gpu_kwh_net_of_baseline",
+                   "codecarbon_minus_nvml_gpu_kwh", "codecarbon_vs_nvml_gpu_rel")
+
+
 def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> dict[str, Any]:
     """Sum the measured inference windows of every attempt (a resumed run has several).
 
@@ -77,6 +83,11 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
     """
     measured = [a for a in attempts if a.get("inference")]
     windows = [a["inference"] for a in measured]
+    measured_samples = sum(a["done_after"] - a["done_before"] for a in measured)
+    complete = bool(windows) and measured_samples == n
+    if not windows:
+        # Nothing was measured (every CodeCarbon row missing): no figure at all, never a zero that reads as one.
+        return {**{key: None for key in _ENERGY_FIGURES}, "attempts": 0, "measured_samples": 0, "complete": False}
     gpu = sum(w["gpu_kwh"] for w in windows)
     baselines: list[dict[str, Any] | None] = [a.get("baseline") for a in measured]
     net: float | None = None
@@ -90,8 +101,11 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
     if nvml is not None and all(b is not None and b.get("nvml_gpu_power_w") is not None for b in baselines):
         nvml_net = sum(w["nvml_kwh"] - b["nvml_gpu_power_w"] * w["duration_s"] / 3.6e6
                        for w, b in zip(windows, baselines, strict=True) if b is not None)
-    measured_samples = sum(a["done_after"] - a["done_before"] for a in measured)
     last_baseline = baselines[-1] if baselines else None
+    # Per-sample and per-token figures only when every sample was measured: partial energy over all samples would
+    # understate them.
+    per_n = n if complete else 0
+    per_tokens = completion_tokens if complete else 0
     return {
         "gpu_kwh": gpu,
         "cpu_kwh": sum(w["cpu_kwh"] for w in windows),
@@ -99,10 +113,10 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
         "total_kwh": sum(w["total_kwh"] for w in windows),
         "gpu_kwh_net_of_baseline": net,
         "baseline_gpu_power_w": last_baseline["gpu_power_w"] if last_baseline else None,
-        "gpu_kwh_per_sample": _per(gpu, n),
-        "gpu_kwh_net_per_sample": _per(net, n),
-        "gpu_kwh_per_output_token": _per(gpu, completion_tokens),
-        "gpu_kwh_net_per_output_token": _per(net, completion_tokens),
+        "gpu_kwh_per_sample": _per(gpu, per_n),
+        "gpu_kwh_net_per_sample": _per(net, per_n),
+        "gpu_kwh_per_output_token": _per(gpu, per_tokens),
+        "gpu_kwh_net_per_output_token": _per(net, per_tokens),
         "nvml_gpu_kwh": nvml,
         "nvml_gpu_kwh_net_of_baseline": nvml_net,
         "codecarbon_minus_nvml_gpu_kwh": gpu - nvml if nvml is not None else None,
@@ -110,7 +124,7 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
         "attempts": len(measured),
         "measured_samples": measured_samples,
         # False when an attempt died without a CodeCarbon row: its samples' energy is missing from the sums.
-        "complete": measured_samples == n,
+        "complete": complete,
     }
 
 

@@ -216,7 +216,7 @@ def run(spec: Spec, progress: Progress) -> None:
              len(pending))
 
     client = VllmClient(spec.base_url, spec.request_timeout_s)
-    atomic_write_json(out / "environment.json", environment.collect(client, codecarbon_version))
+    atomic_write_json(out / "environment.json", environment.collect(client, codecarbon_version, spec.gpu_indices))
     attempts_path = out / "attempts.jsonl"
     if pending:
         run_attempt(spec, client, builder, pending, store, progress, attempts_path)
@@ -225,7 +225,7 @@ def run(spec: Spec, progress: Progress) -> None:
     records = store.load()
     final = [records[i] for i in wanted]
     metrics = build_metrics(spec.run_id, spec.served_model_name, final, read_jsonl(attempts_path),
-                            rapl=rapl_readable(), gpu_present=read_nvml_mj() is not None)
+                            rapl=rapl_readable(), gpu_present=read_nvml_mj(spec.gpu_indices) is not None)
     atomic_write_json(out / "metrics.json", metrics)
     progress.update(state="done", done=len(final))
     log.info("run %s done: accuracy %.3f, f1 %.3f, unparseable %d", spec.run_id, metrics["accuracy"],

@@ -47,6 +47,8 @@ class Spec:
     baseline_seconds: float
     request_timeout_s: float
     limit: int | None
+    # NVML indices of the GPUs this run owns (the team's shared server: one of four); None = every GPU on the pod.
+    gpu_indices: tuple[int, ...] | None = None
 
 
 def _get(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str = "spec") -> Any:
@@ -91,6 +93,10 @@ def parse_spec(raw: Any) -> Spec:
         raise SpecError(f"spec.limit must be null or an integer >= 1, got {limit!r}")
     if few_shot is not None and not isinstance(few_shot, str):
         raise SpecError("spec.fewShotPath must be null or a string")
+    gpu_indices = raw.get("gpuIndices")
+    if gpu_indices is not None and (not isinstance(gpu_indices, list) or not gpu_indices or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in gpu_indices)):
+        raise SpecError(f"spec.gpuIndices must be null or a non-empty list of GPU indices, got {gpu_indices!r}")
     run_id = _get(raw, "runId", str)
     if not run_id:
         raise SpecError("spec.runId must not be empty")
@@ -120,6 +126,7 @@ def parse_spec(raw: Any) -> Spec:
         baseline_seconds=_number(raw, "baselineSeconds", "spec", 0),
         request_timeout_s=_number(raw, "requestTimeoutS", "spec", 1),
         limit=limit,
+        gpu_indices=tuple(gpu_indices) if gpu_indices is not None else None,
     )
 
 

@@ -149,6 +149,66 @@ def test_stale_lock_is_removed_and_run_still_records(start_sim: Callable[..., Si
         LOCK_PATH.unlink(missing_ok=True)
 
 
+def test_stale_lock_trap_silences_a_default_tracker_until_removed(tmp_path: Path) -> None:
+    """The 2.7.1 trap itself: an empty leftover lock makes a default tracker record nothing, without an error."""
+    from codecarbon import OfflineEmissionsTracker
+    from harness.energy import clear_stale_lock
+
+    if LOCK_PATH.exists():
+        pytest.skip(f"{LOCK_PATH} exists already; not touching another process's lock")
+
+    def default_tracker(name: str) -> OfflineEmissionsTracker:
+        return OfflineEmissionsTracker(country_iso_code="USA", output_dir=str(tmp_path), project_name=name,
+                                       measure_power_secs=1, log_level="error")
+
+    LOCK_PATH.write_text("")  # what a crashed 2.7.1 run leaves behind
+    try:
+        silenced = default_tracker("silenced")
+        silenced.start()
+        assert silenced.stop() is None  # no exception, no data, no CSV row
+        assert not (tmp_path / "emissions.csv").exists()
+        clear_stale_lock()  # no other harness.run is alive: the empty lock is stale
+        assert not LOCK_PATH.exists()
+        tracker = default_tracker("recorded")
+        tracker.start()
+        assert tracker.stop() is not None
+        assert [r["project_name"] for r in emissions_rows(tmp_path)] == ["recorded"]
+    finally:
+        LOCK_PATH.unlink(missing_ok=True)
+
+
+def test_missing_emissions_row_makes_the_run_invalid(start_sim: Callable[..., Sim], dataset: Path,
+                                                    tmp_path: Path) -> None:
+    """CodeCarbon swallows a failed CSV write; the harness checks for its row and fails the run instead."""
+    sim = start_sim()
+    out = tmp_path / "run-no-row"
+    out.mkdir()
+    (out / "emissions.csv").mkdir()  # the tracker cannot write its row
+    spec = write_spec(out, sim.url, dataset, limit=4)
+    result = run_harness(spec)
+    assert result.returncode == 1
+    progress = read_json(out / "progress.json")
+    assert progress["state"] == "failed" and progress["error"].startswith("MeasurementError")
+    assert "no row for CodeCarbon run" in progress["error"]
+    assert not (out / "metrics.json").exists()
+    assert len(read_predictions(out)) == 4  # the answers are kept; only the energy is invalid
+    # Resumed in place: nothing is left to measure, so the run has no energy figures at all (never zeros).
+    assert run_harness(spec).returncode == 0
+    energy = read_json(out / "metrics.json")["energy"]
+    assert energy["complete"] is False and energy["measured_samples"] == 0
+    assert energy["gpu_kwh"] is None and energy["gpu_kwh_per_sample"] is None
+
+
+def test_codecarbon_version_is_asserted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import codecarbon
+    from harness.energy import MeasurementError, require_codecarbon
+
+    assert require_codecarbon() == "2.7.1"
+    monkeypatch.setattr(codecarbon, "__version__", "3.0.7")  # what the earlier project's pods logged
+    with pytest.raises(MeasurementError, match="3.0.7"):
+        require_codecarbon()
+
+
 @pytest.mark.parametrize("parser", [None, "deepseek_r1"])
 def test_thinking_model_reasoning_is_kept_apart(start_sim: Callable[..., Sim], dataset: Path, tmp_path: Path,
                                                 parser: str | None) -> None:

@@ -243,4 +243,34 @@ def test_gpu_summary_reads_nvidia_smi_and_says_why_it_is_empty(tmp_path: Path,
     summary = gpu_summary(smi, cuda_driver_version())
     assert summary == {"present": True, "count": 1, "name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559.0,
                        "power_limit_w": 700.0, "driver_version": "570.124.06", "cuda_driver_version": "12.8",
-                       "note": None}
+                       "indices": [0], "note": None}
+
+
+def test_gpu_summary_keeps_only_the_runs_gpus() -> None:
+    from harness.environment import gpu_summary
+
+    smi = [{"index": str(i), "name": "NVIDIA RTX A5000", "memory.total": "24564", "power.limit": "230.00",
+            "driver_version": "550.54.14", "uuid": f"GPU-{i}"} for i in range(4)]
+    assert gpu_summary(smi, "12.4")["count"] == 4
+    one = gpu_summary(smi, "12.4", (2,))
+    assert one["count"] == 1 and one["indices"] == [2] and one["name"] == "NVIDIA RTX A5000"
+    missing = gpu_summary(smi, "12.4", (7,))
+    assert missing["present"] is False and "[7]" in missing["note"]
+
+
+def test_spec_gpu_indices() -> None:
+    assert parse_spec(_spec()).gpu_indices is None  # absent: every GPU of the pod
+    assert parse_spec(_spec(gpuIndices=None)).gpu_indices is None
+    assert parse_spec(_spec(gpuIndices=[2])).gpu_indices == (2,)
+    for bad in ([], [-1], ["0"], [True], 0):
+        with pytest.raises(SpecError, match="gpuIndices"):
+            parse_spec(_spec(gpuIndices=bad))
+
+
+def test_energy_window_meters_only_the_runs_gpus(tmp_path: Path) -> None:
+    from harness.energy import EnergyWindow
+
+    spec = parse_spec(_spec(outputDir=str(tmp_path), gpuIndices=[1, 3]))
+    assert EnergyWindow(spec, "p", save_to_file=False).tracker._gpu_ids == [1, 3]
+    every = parse_spec(_spec(outputDir=str(tmp_path)))
+    assert not EnergyWindow(every, "p", save_to_file=False).tracker._gpu_ids  # CodeCarbon: all GPUs

@@ -190,6 +190,8 @@ export interface StartVllmInput {
   reasoningParser?: string;
   /** Size of the downloaded weights, for the numbers in a does-not-fit failure. */
   weightBytes?: number;
+  /** The GPUs vLLM may use (NVML / nvidia-smi numbering), on a shared server; absent: every GPU of the pod. */
+  gpuIndices?: number[];
 }
 export interface StartVllmOutput {
   baseUrl: string;
@@ -217,6 +219,8 @@ export interface RunSpec {
   baselineSeconds: number;
   requestTimeoutS: number;
   limit: number | null;
+  /** NVML indices of the GPUs the run owns and meters (the team's shared server); null: every GPU of the pod. */
+  gpuIndices: number[] | null;
 }
 
 export interface RunInferenceInput {
@@ -250,6 +254,14 @@ export interface TransferResultsInput {
 export interface TransferResultsOutput {
   files: { name: string; bytes: number; sha256: string }[];
   skipped: string[];
+}
+
+export interface StopPodWorkInput {
+  endpoint: PodEndpoint;
+}
+export interface StopPodWorkOutput {
+  /** The pid files whose processes were ended (vLLM, harness runs, downloads). */
+  stopped: string[];
 }
 
 export interface CollectLogsInput {

@@ -184,6 +184,8 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   try {
     const target = withRequiredGpuType(phase.target, input.requiredGpuTypeId);
     let gpuCount = 1;
+    // On the team's shared server the session owns one GPU; vLLM and the energy meters see only that one.
+    let gpuIndices: number[] | null = null;
     if (target.kind === 'runpod') {
       // Reserve -> ready, in rounds: a pod that never becomes reachable is terminated (confirmed) and the next
       // candidate gets a round of its own. The deadline covers every reserve attempt and every readiness wait.
@@ -293,6 +295,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       gpuCount = pod.candidate.gpuCount;
     } else {
       progress.gpu = `GPU ${target.gpuIndex} on ${target.host}`;
+      gpuIndices = [target.gpuIndex];
       endpoint = {
         ssh: { host: target.host, port: target.port, username: target.username },
         workspaceDir: target.workspaceDir,
@@ -367,6 +370,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           tensorParallelSize,
           weightBytes: download.totalBytes,
           ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
+          ...(gpuIndices ? { gpuIndices } : {}),
         },
       );
     let server = await startServer('start');
@@ -396,6 +400,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
             baselineSeconds: harness.baselineSeconds,
             requestTimeoutS: harness.requestTimeoutS,
             limit: harness.limit,
+            gpuIndices,
           },
         },
       );
@@ -527,6 +532,12 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           endpoint,
           resultsSubdir: `${study.study}/${phaseId}/${slug}/logs/${runBase}`,
         }).catch((e: unknown) => log.warn('log collection failed', { error: String(e) }));
+      }
+      if (endpoint && phase.target.kind === 'ssh-host') {
+        // A server that outlives the session: free its GPU (vLLM, a harness left by a failure) for its other users.
+        await call('stopPodWork', quick, `stop vLLM and the session's processes on ${phase.target.host}`, { endpoint })
+          .then((r) => r.stopped.length && log.info('stopped on the host', { stopped: r.stopped }))
+          .catch((e: unknown) => log.warn("could not stop the session's processes on the host", { error: String(e) }));
       }
       if (pod) {
         progress.stage = 'terminating';

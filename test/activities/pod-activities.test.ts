@@ -319,7 +319,7 @@ describe('pod activities on sandbox pods', () => {
     p: SandboxPod,
     runId: string,
     port: number,
-    over: Partial<RunInferenceInput['spec']> = {},
+    over: Partial<Omit<RunInferenceInput['spec'], 'gpuIndices'>> = {},
   ): RunInferenceInput => ({
     endpoint: p.endpoint,
     spec: {
@@ -337,6 +337,7 @@ describe('pod activities on sandbox pods', () => {
       baselineSeconds: 3,
       requestTimeoutS: 30,
       limit: 4,
+      gpuIndices: null,
       ...over,
     },
   });

@@ -74,6 +74,43 @@ describe('podSessionWorkflow teardown', () => {
     expect(calls.some((c) => c.name === 'runInference')).toBe(false);
   });
 
+  it("on the team's server: vLLM and the meters get only the phase's GPU, and the session's processes are stopped", async () => {
+    const real = loadStudyFile('studies/rq1.yaml');
+    const phase1 = real.phases.find((p) => p.id === 'phase1');
+    const target = phase1?.target;
+    if (!phase1?.models[0] || target?.kind !== 'ssh-host') throw new Error('phase1 runs on an ssh-host');
+    const sshInput: PodSessionInput = {
+      study: { ...real, phases: [{ ...phase1, target: { ...target, gpuIndex: 2 } }] },
+      phaseId: 'phase1',
+      model: phase1.models[0],
+    };
+    for (const failing of [false, true]) {
+      const calls: Calls = [];
+      const activities = stubActivities(
+        calls,
+        failing
+          ? {
+              transferResults: () =>
+                Promise.reject(ApplicationFailure.create({ type: 'X', message: 'no', nonRetryable: true })),
+            }
+          : {},
+      );
+      await withWorker(activities, (taskQueue) =>
+        env.client.workflow.execute<typeof podSessionWorkflow>('podSessionWorkflow', {
+          taskQueue,
+          workflowId: randomUUID(),
+          args: [sshInput],
+        }),
+      ).catch((e: unknown) => (failing ? e : Promise.reject(e as Error)));
+      const names = calls.map((c) => c.name);
+      expect(names.slice(-2)).toEqual(['collectLogs', 'stopPodWork']);
+      expect(names).not.toContain('reservePod');
+      expect(names).not.toContain('terminatePod');
+      expect(calls.find((c) => c.name === 'startVllm')?.input).toMatchObject({ gpuIndices: [2] });
+      expect(calls.find((c) => c.name === 'runInference')?.input).toMatchObject({ spec: { gpuIndices: [2] } });
+    }
+  });
+
   it('terminates the pod when the workflow is cancelled mid-inference', async () => {
     const calls: Calls = [];
     let inferenceStarted!: () => void;

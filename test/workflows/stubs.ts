@@ -81,6 +81,7 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     }),
     transferResults: rec('transferResults', { files: [], skipped: [] }),
     collectLogs: rec('collectLogs', { collected: [] }),
+    stopPodWork: rec('stopPodWork', { stopped: [] }),
     writeRunManifest: rec('writeRunManifest', { checksumFile: 'c', metrics: null }),
     summarizePhase: rec('summarizePhase', { summaryPath: 's', runs: 0, inconsistencies: [] }),
     reapOrphanPods: rec('reapOrphanPods', { checkedAt: '', dryRun: true, decisions: [] }),

@@ -16,6 +16,8 @@ import type {
   RunInferenceOutput,
   StartVllmInput,
   StartVllmOutput,
+  StopPodWorkInput,
+  StopPodWorkOutput,
   TransferResultsInput,
   TransferResultsOutput,
 } from '../../shared/types.js';
@@ -469,7 +471,12 @@ export function createPodActivities(deps: PodActivityDeps) {
         'vllm',
         ...(input.reasoningParser ? ['--reasoning-parser', input.reasoningParser] : []),
       ];
-      const commandLine = args.map(q).join(' ');
+      // Only the run's GPUs on a shared server, numbered as nvidia-smi and NVML number them (CUDA's own order differs).
+      const gpuEnv = input.gpuIndices?.length
+        ? { CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: input.gpuIndices.join(',') }
+        : {};
+      // The exact command, environment that selects the GPUs included: recorded, and compared before reusing a server.
+      const commandLine = `${envPrefix(gpuEnv)}${args.map(q).join(' ')}`;
       const startedAt = Date.now();
       return withShell(input.endpoint, async (sh) => {
         const curl = (path: string) => `curl -s -m 10 ${q(`${baseUrl}${path}`)}`;
@@ -527,7 +534,7 @@ export function createPodActivities(deps: PodActivityDeps) {
             sh,
             'start vLLM',
             startDetached({
-              command: `${envPrefix({ HF_HUB_OFFLINE: '1' })}exec ${commandLine}`,
+              command: `${envPrefix({ HF_HUB_OFFLINE: '1', ...gpuEnv })}exec ${args.map(q).join(' ')}`,
               pidFile,
               logFile,
               cwd: ws,
@@ -768,6 +775,33 @@ export function createPodActivities(deps: PodActivityDeps) {
           files.push({ name, bytes: statSync(dest).size, sha256: want });
         }
         return { files, skipped };
+      });
+    },
+
+    /**
+     * Ends the session's work on a machine that outlives it (the team's own server): vLLM, any harness run and any
+     * download, through their pid files, so the shared GPU is free again. A rented pod is terminated instead.
+     */
+    async stopPodWork(input: StopPodWorkInput): Promise<StopPodWorkOutput> {
+      const ws = input.endpoint.workspaceDir;
+      return withShell(input.endpoint, async (sh) => {
+        const listed = await run(
+          sh,
+          'list pid files',
+          `ls -1 ${q(`${ws}/vllm/pid`)} ${q(`${ws}/runs`)}/*/harness.pid ${q(`${ws}/models`)}/*.download.pid 2>/dev/null; true`,
+        );
+        const pidFiles = listed
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean);
+        const stopped: string[] = [];
+        for (const pidFile of pidFiles) {
+          const alive = (await run(sh, 'check process', isAlive(pidFile))).trim() === 'alive';
+          await run(sh, 'stop process', killDetached(pidFile), 60_000);
+          if (alive) stopped.push(pidFile.slice(ws.length + 1));
+        }
+        if (stopped.length) log.info("stopped the session's processes on the host", { stopped });
+        return { stopped };
       });
     },
 
