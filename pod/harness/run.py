@@ -21,11 +21,11 @@ from typing import Any
 
 from . import environment
 from .client import ChatResult, SampleRequestError, VllmClient
-from .dataset import Sample, load_dataset, load_examples
+from .dataset import DatasetError, Sample, load_dataset, load_examples
 from .energy import EnergyWindow, MeasurementError, clear_stale_lock, rapl_readable, read_nvml_mj, require_codecarbon
 from .metrics import build_metrics
 from .parse import parse_answer, split_output
-from .prompt import PromptBuilder, check_examples, load_template, render_examples
+from .prompt import PromptBuilder, PromptError, check_examples, load_template, render_examples
 from .spec import Spec, SpecError, load_spec
 from .store import PredictionStore, Progress, append_jsonl, atomic_write_json, now_iso, read_jsonl
 
@@ -289,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         run(spec, progress)
+    except (DatasetError, PromptError) as exc:
+        # The study's inputs are refused (a label field in a template, few-shot overlap, a bad row): no retry helps.
+        log.error("run %s: invalid input: %s", spec.run_id, exc)
+        progress.update(state="failed", error=f"invalid input: {exc}")
+        return 2
     except BaseException as exc:  # includes Terminated and KeyboardInterrupt: always leave `failed` behind
         log.exception("run %s failed", spec.run_id)
         progress.update(state="failed", error=f"{type(exc).__name__}: {exc}")

@@ -20,11 +20,14 @@ export const ErrorTypes = {
   DownloadVerification: 'DownloadVerificationError',
   ModelDoesNotFit: 'ModelDoesNotFitError',
   VllmStartFailed: 'VllmStartFailedError',
-  HarnessFailed: 'HarnessFailedError',
   HarnessContract: 'HarnessContractError',
   TransferChecksum: 'TransferChecksumError',
   /** vLLM died or stopped answering under a run; the workflow restarts it (src/activities/pod/errors.ts). */
   ModelServerGone: 'ModelServerGoneError',
+  /** A harness run ended unfinished (died, failed, energy not recorded); the workflow applies the study's policy. */
+  RunInterrupted: 'RunInterruptedError',
+  /** The run's inputs are refused by the harness (spec, dataset, template, few-shot examples). */
+  HarnessInput: 'HarnessInputError',
   // Hugging Face Hub API (src/activities/hub/errors.ts)
   HubApi: 'HubApiError',
   HubNotFound: 'HubNotFoundError',
@@ -42,5 +45,7 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.HarnessContract,
   // Handled by the workflow (restart vLLM, then the interruption policy), never by retrying the same run.
   ErrorTypes.ModelServerGone,
+  ErrorTypes.RunInterrupted,
+  ErrorTypes.HarnessInput,
   ErrorTypes.HubNotFound,
 ];

@@ -226,6 +226,11 @@ export interface RunSpec {
 export interface RunInferenceInput {
   endpoint: PodEndpoint;
   spec: Omit<RunSpec, 'outputDir'>;
+  /**
+   * The workflow chose to resume this run after an interruption (interruptionPolicy `resume`). Without it, a run
+   * found ended unfinished is reported (RunInterruptedError), never continued in place.
+   */
+  resume?: boolean;
 }
 export interface RunInferenceOutput {
   /** The harness was already running when this attempt began (a worker restart or SSH drop re-attached). */
@@ -311,11 +316,13 @@ export interface RunManifest {
   energy: { comparable: boolean; reasons: string[] } | null;
 }
 
-/** One run of a prompt strategy cut short by a dead model server. */
+/** One run of a prompt strategy cut short: a dead model server, or a harness that ended unfinished. */
 export interface RunInterruption {
   at: string;
   /** The run that was interrupted. */
   runId: string;
+  /** `server-gone` (vLLM died; restarted), or the harness's own end: died, failed, energy record missing. */
+  cause: 'server-gone' | 'harness-died' | 'harness-failed' | 'measurement-invalid';
   reason: string;
   /** `restart`: that run was abandoned and the strategy rerun under a new run id; `resume`: the same run went on. */
   policy: 'restart' | 'resume';

@@ -107,12 +107,25 @@ function scheduleToCloseTimeout(err: unknown): string | null {
   return err.cause.cause?.message ?? tried ?? err.cause.message;
 }
 
-/** A runInference failure because the model server died: its message and where the run stood; else null. */
-function modelServerGone(err: unknown): { message: string; done: number | null; total: number | null } | null {
+/**
+ * A runInference failure the workflow resolves by the study's interruption policy: the model server died, or the
+ * harness ended unfinished (died, failed, energy record missing). Its cause, message and where the run stood; else
+ * null (other failures end the session).
+ */
+function runInterruption(
+  err: unknown,
+): { cause: RunInterruption['cause']; message: string; done: number | null; total: number | null } | null {
   if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
-  if (err.cause.type !== ErrorTypes.ModelServerGone) return null;
-  const at = err.cause.details?.[0] as { done?: number | null; total?: number | null } | undefined;
-  return { message: err.cause.message, done: at?.done ?? null, total: at?.total ?? null };
+  const type = err.cause.type;
+  if (type !== ErrorTypes.ModelServerGone && type !== ErrorTypes.RunInterrupted) return null;
+  const at = err.cause.details?.[0] as
+    { done?: number | null; total?: number | null; cause?: RunInterruption['cause'] } | undefined;
+  return {
+    cause: type === ErrorTypes.ModelServerGone ? 'server-gone' : (at?.cause ?? 'harness-failed'),
+    message: err.cause.message,
+    done: at?.done ?? null,
+    total: at?.total ?? null,
+  };
 }
 
 /** `20261128T120000` from the workflow's start time: sortable run ids, deterministic on replay. */
@@ -376,7 +389,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     let server = await startServer('start');
     timings.vllmLoadMs = server.loadTimeMs;
     /** Runs a prompt strategy under `runId` (the activity re-attaches to a harness already running it). */
-    const runInference = (runId: string, prompt: PromptStrategy) =>
+    const runInference = (runId: string, prompt: PromptStrategy, resume: boolean) =>
       call(
         'runInference',
         podStep(48 * 3_600_000, 5),
@@ -402,6 +415,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
             limit: harness.limit,
             gpuIndices,
           },
+          ...(resume ? { resume } : {}),
         },
       );
 
@@ -410,30 +424,34 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       const interruptions: RunInterruption[] = [];
       let runId = `${runBase}-${prompt.name}`;
       let inference: RunInferenceOutput | null = null;
+      let resume = false;
       while (!inference) {
         stage(
           'inference',
-          interruptions.length ? `${prompt.name} (after ${interruptions.length} server restart(s))` : prompt.name,
+          interruptions.length ? `${prompt.name} (after ${interruptions.length} interruption(s))` : prompt.name,
         );
         try {
-          inference = await runInference(runId, prompt);
+          inference = await runInference(runId, prompt, resume);
         } catch (err) {
-          // A dead model server: restart it, then follow the study's policy. Other failures end the session.
-          const gone = modelServerGone(err);
-          if (!gone || interruptions.length >= harness.maxInterruptions) throw err;
+          // A dead server or an unfinished harness: follow the study's policy. Other failures end the session.
+          const cut = runInterruption(err);
+          if (!cut || interruptions.length >= harness.maxInterruptions) throw err;
           interruptions.push({
             at: new Date().toISOString(),
             runId,
-            reason: gone.message,
+            cause: cut.cause,
+            reason: cut.message,
             policy: harness.interruptionPolicy,
-            samplesDone: gone.done,
-            samplesTotal: gone.total,
+            samplesDone: cut.done,
+            samplesTotal: cut.total,
           });
-          log.warn('model server died under a run; restarting it', { runId, policy: harness.interruptionPolicy });
-          stage('starting-vllm', `restarting after the server died under ${runId}`);
-          server = await startServer('restart');
+          log.warn('run interrupted', { runId, cause: cut.cause, policy: harness.interruptionPolicy });
+          // An ensure step: a dead server is started again, a healthy one reused.
+          stage('starting-vllm', `after ${cut.cause} under ${runId}`);
+          server = await startServer(cut.cause === 'server-gone' ? 'restart' : 'check');
           // `restart`: a fresh run in a new directory, measured from scratch; `resume`: the same run goes on.
           if (harness.interruptionPolicy === 'restart') runId = `${runBase}-${prompt.name}-r${interruptions.length}`;
+          else resume = true;
         }
       }
       const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;

@@ -376,6 +376,32 @@ describe('pod activities on sandbox pods', () => {
     expect(await attemptsOf(pod, 'ssh-drop')).toBe(1);
   });
 
+  it('a harness killed mid-run is reported to the workflow (RunInterruptedError), not restarted in place', async () => {
+    let killed = false;
+    const attempt = runActivity(runInference, inferenceInput(pod, 'killed', ports.main, { concurrency: 1, limit: 8 }), {
+      onHeartbeat: (d) => {
+        if (!killed && (d as InferenceHeartbeat).stage === 'inference') {
+          killed = true;
+          void onPod(keyPath, pod, 'kill -KILL "$(cat "$POD_WORKSPACE/runs/killed/harness.pid")"');
+        }
+      },
+    });
+    const err = await attempt.result.catch((e: unknown) => e);
+    expect(killed).toBe(true);
+    expect(err).toMatchObject({ type: 'RunInterruptedError', nonRetryable: true });
+    expect((err as ApplicationFailure).details?.[0]).toMatchObject({
+      runId: 'killed',
+      cause: 'harness-died',
+      total: 8,
+    });
+    const alive = await onPod(
+      keyPath,
+      pod,
+      'kill -0 "$(cat "$POD_WORKSPACE/runs/killed/harness.pid")" && echo alive; true',
+    );
+    expect(alive.trim()).toBe(''); // nothing started a second harness behind the workflow's back
+  });
+
   it('a server that dies mid-run ends the attempt with ModelServerGoneError; after a restart the same run resumes', async () => {
     const started = await runActivity(startVllm, vllmInput(crashPod, ports.crash)).result; // warm-up: request 1 of 3
     expect(started.reused).toBe(false);
@@ -392,7 +418,11 @@ describe('pod activities on sandbox pods', () => {
 
     const restarted = await runActivity(startVllm, vllmInput(crashPod, ports.crash)).result;
     expect(restarted.reused).toBe(false);
-    const resumed = await runActivity(runInference, input).result;
+    // A plain retry never continues the ended run in place: only the workflow's policy decision (resume) does.
+    const retried = await runActivity(runInference, input).result.catch((e: unknown) => e);
+    expect(retried).toMatchObject({ type: 'RunInterruptedError', nonRetryable: true });
+    expect((retried as ApplicationFailure).details?.[0]).toMatchObject({ cause: 'harness-failed', done: 2 });
+    const resumed = await runActivity(runInference, { ...input, resume: true }).result;
     expect(resumed).toMatchObject({ done: 6, total: 6 });
     expect(await attemptsOf(crashPod, 'crash')).toBe(2);
     const ids = (await onPod(keyPath, crashPod, 'cat "$POD_WORKSPACE/runs/crash/predictions.jsonl"'))

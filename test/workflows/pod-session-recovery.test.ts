@@ -25,6 +25,14 @@ const serverGone = (done: number) =>
     details: [{ runId: 'x', done, total: 4 }],
   });
 
+const harnessEnded = (cause: 'harness-died' | 'measurement-invalid') =>
+  ApplicationFailure.create({
+    type: 'RunInterruptedError',
+    message: `harness run x ended at 3/4 samples (${cause})`,
+    nonRetryable: true,
+    details: [{ runId: 'x', done: 3, total: 4, cause }],
+  });
+
 describe('podSessionWorkflow when the model server dies mid-run', () => {
   let env: TestWorkflowEnvironment;
   beforeAll(async () => {
@@ -40,13 +48,13 @@ describe('podSessionWorkflow when the model server dies mid-run', () => {
     harness: { ...base.harness, ...harness },
   });
 
-  async function session(s: Study, failures: number) {
+  async function session(s: Study, failures: number, failure: () => ApplicationFailure = () => serverGone(2)) {
     const calls: Calls = [];
     let left = failures;
     const acts = stubActivities(calls, {
       runInference: (input: RunInferenceInput) => {
         calls.push({ name: 'runInference', input });
-        if (left-- > 0) return Promise.reject(serverGone(2));
+        if (left-- > 0) return Promise.reject(failure());
         return Promise.resolve({
           remoteDir: `/ws/runs/${input.spec.runId}`,
           done: 4,
@@ -85,10 +93,25 @@ describe('podSessionWorkflow when the model server dies mid-run', () => {
   });
 
   it('resume: restarts vLLM and continues the same run', async () => {
-    const { runIds, manifest } = await session(study({ interruptionPolicy: 'resume' }), 1);
+    const { calls, runIds, manifest } = await session(study({ interruptionPolicy: 'resume' }), 1);
     expect(runIds).toHaveLength(2);
     expect(runIds[1]).toBe(runIds[0]);
-    expect(manifest?.interruptions[0]).toMatchObject({ policy: 'resume', runId: runIds[0] });
+    expect(manifest?.interruptions[0]).toMatchObject({ policy: 'resume', runId: runIds[0], cause: 'server-gone' });
+    const inputs = calls.filter((c) => c.name === 'runInference').map((c) => c.input as RunInferenceInput);
+    expect(inputs.map((i) => i.resume ?? false)).toEqual([false, true]); // only the workflow's decision resumes
+  });
+
+  it('a harness that died or lost its energy record follows the same policy', async () => {
+    for (const cause of ['harness-died', 'measurement-invalid'] as const) {
+      const fresh = await session(study({}), 1, () => harnessEnded(cause));
+      expect(fresh.runIds).toEqual([fresh.runIds[0], `${fresh.runIds[0]}-r1`]);
+      expect(fresh.manifest?.interruptions).toEqual([
+        expect.objectContaining({ cause, policy: 'restart', samplesDone: 3, samplesTotal: 4 }),
+      ]);
+      const resumed = await session(study({ interruptionPolicy: 'resume' }), 1, () => harnessEnded(cause));
+      expect(resumed.runIds).toEqual([resumed.runIds[0], resumed.runIds[0]]);
+      expect(resumed.manifest?.interruptions[0]).toMatchObject({ cause, policy: 'resume' });
+    }
   });
 
   it('gives up after maxInterruptions and still terminates the pod', async () => {

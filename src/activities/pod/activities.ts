@@ -26,11 +26,13 @@ import {
   DownloadFailedError,
   DownloadVerificationError,
   HarnessContractError,
-  HarnessFailedError,
+  HarnessInputError,
   ModelDoesNotFitError,
   ModelServerGoneError,
   RemoteCommandError,
+  RunInterruptedError,
   TransferChecksumError,
+  type RunInterruptionCause,
   VllmStartFailedError,
 } from './errors.js';
 import { envPrefix, findProcesses, isAlive, killDetached, killPids, q, startDetached, tail } from './remote.js';
@@ -686,17 +688,46 @@ export function createPodActivities(deps: PodActivityDeps) {
               }),
           );
 
+        /**
+         * The error for a run that ended unfinished: the server's death, refused inputs, or (server fine) an
+         * interruption the workflow resolves by the study's policy. Never a silent resume here: that would stitch two
+         * measurements into one run.
+         */
+        const unfinished = async (progress: HarnessProgress | null): Promise<Error> => {
+          if (!(await serverUp())) return serverGone(progress, 'not answering /health');
+          const failed = progress?.state === 'failed';
+          const error = failed ? (progress.error ?? 'no error text') : 'the process is gone without a final state';
+          // Exit code 2: the spec the orchestrator wrote is wrong (a bug), or the study's inputs are refused.
+          if (error.startsWith('invalid spec')) return new HarnessContractError(`harness run ${runId}: ${error}`);
+          if (error.startsWith('invalid input')) return new HarnessInputError(`harness run ${runId}: ${error}`);
+          const cause: RunInterruptionCause = !failed
+            ? 'harness-died'
+            : error.startsWith('MeasurementError')
+              ? 'measurement-invalid'
+              : 'harness-failed';
+          const logTail = await run(sh, 'harness log', tail(`${remoteDir}/harness.log`, 15));
+          return new RunInterruptedError(
+            `harness run ${runId} ended at ${progress?.done ?? '?'}/${progress?.total ?? '?'} samples (${cause}): ` +
+              `${error}. Harness log tail:\n${logTail.slice(-1200)}`,
+            { runId, done: progress?.done ?? null, total: progress?.total ?? null, cause },
+          );
+        };
+
         let state = await poll();
         let reattached = false;
         if (state.progress?.state !== 'done') {
+          // An earlier process of this run ended unfinished: only the workflow may decide to resume it.
+          if (!state.harnessAlive && state.progress !== null && !input.resume) throw await unfinished(state.progress);
           if (!state.harnessAlive && !(await serverUp()))
             throw await serverGone(state.progress, 'not serving before the run started');
           const started = (await start()).trim();
           reattached = started.startsWith('running');
-          log.info('harness', { runId, state: started });
+          log.info('harness', { runId, state: started, resume: input.resume ?? false });
         }
         for (;;) {
           state = await poll();
+          // A harness that just finished exits right after writing `done`: look again before calling it dead.
+          if (!state.harnessAlive && state.progress?.state !== 'done') state = await poll();
           const { progress } = state;
           if (progress?.state === 'done') {
             return {
@@ -709,19 +740,7 @@ export function createPodActivities(deps: PodActivityDeps) {
             };
           }
           if (!state.vllmAlive) throw await serverGone(progress, 'its process exited');
-          if (progress?.state === 'failed') {
-            if (!(await serverUp())) throw await serverGone(progress, 'not answering /health');
-            const error = progress.error ?? 'no error text';
-            // Exit code 2: the spec itself is wrong; no retry can fix that.
-            if (error.startsWith('invalid spec')) throw new HarnessContractError(`harness run ${runId}: ${error}`);
-            throw new HarnessFailedError(`harness run ${runId} failed: ${error}`);
-          }
-          if (!state.harnessAlive) {
-            // The process died without writing a final state (killed, pod restarted): resume from its predictions.
-            const logTail = await run(sh, 'harness log', tail(`${remoteDir}/harness.stdout`, 20));
-            log.warn('harness process gone without a final state; restarting it', { logTail: logTail.slice(-500) });
-            await start();
-          }
+          if (progress?.state === 'failed' || !state.harnessAlive) throw await unfinished(progress);
           const hb: InferenceHeartbeat = {
             stage: progress?.stage ?? 'starting',
             done: progress?.done ?? 0,

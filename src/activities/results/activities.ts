@@ -86,6 +86,13 @@ export function hardwareOf(raw: unknown): ManifestHardware {
   };
 }
 
+const INTERRUPTION_CAUSE: Record<RunInterruption['cause'], string> = {
+  'server-gone': 'the model server died',
+  'harness-died': 'the harness process died',
+  'harness-failed': 'the harness failed',
+  'measurement-invalid': 'an energy window went unrecorded',
+};
+
 /**
  * Whether the run's energy can be set beside runs measured in one piece: not when it was resumed (several windows,
  * a server restart between them) or when some samples were measured by no window.
@@ -98,8 +105,8 @@ export function energyComparability(
     .filter((i) => i.policy === 'resume')
     .map(
       (i) =>
-        `resumed after the model server died at ${i.samplesDone ?? '?'}/${i.samplesTotal ?? '?'} samples ` +
-        '(interruptionPolicy resume): measured in several windows around a server restart',
+        `resumed after ${INTERRUPTION_CAUSE[i.cause]} at ${i.samplesDone ?? '?'}/${i.samplesTotal ?? '?'} samples ` +
+        '(interruptionPolicy resume): measured in several windows, not in one piece',
     );
   if (energy === null) reasons.push('no metrics.json: the run has no energy figures');
   else {
