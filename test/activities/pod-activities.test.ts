@@ -89,13 +89,6 @@ describe('pod activities on sandbox pods', () => {
     pod = await create('main');
     crashPod = await create('crash', { VLLM_SIM_FAULT: 'crash-after:3:once', VLLM_SIM_KV_CACHE_TOKENS: '8192' });
     oomPod = await create('oom', { VLLM_SIM_FAULT: 'oom' });
-    const prepare = (p: SandboxPod) =>
-      runActivity((i: PreparePodInput) => acts.preparePod(i), {
-        endpoint: p.endpoint,
-        datasetPath: 'data/synthetic-vultrial.jsonl',
-        prompts: [{ name: 'zero-shot', templatePath: 'prompts/zero-shot.txt' }],
-        vllmVersion: '0.11.0',
-      }).result;
     await Promise.all([prepare(pod), prepare(crashPod), prepare(oomPod)]);
   });
 
@@ -104,6 +97,14 @@ describe('pod activities on sandbox pods', () => {
     await servers?.hf.close();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  const prepare = (p: SandboxPod) =>
+    runActivity((i: PreparePodInput) => acts.preparePod(i), {
+      endpoint: p.endpoint,
+      datasetPath: 'data/synthetic-vultrial.jsonl',
+      prompts: [{ name: 'zero-shot', templatePath: 'prompts/zero-shot.txt' }],
+      vllmVersion: '0.11.0',
+    }).result;
 
   // The activities as plain functions (they run inside a mock activity context).
   const download = (i: DownloadModelInput) => acts.downloadModel(i);
@@ -277,7 +278,31 @@ describe('pod activities on sandbox pods', () => {
     expect((await onPod(keyPath, pod, `kill -0 ${stray} 2>/dev/null && echo alive || echo dead`)).trim()).toBe('dead');
 
     const again = await runActivity(startVllm, input).result;
-    expect(again).toMatchObject({ reused: true, loadTimeMs: 0 });
+    expect(again).toMatchObject({ reused: true, loadTimeMs: out.loadTimeMs }); // the original start's load time
+  });
+
+  it('startVllm waits for a server of the same settings that is still loading instead of starting another', async () => {
+    const slow = await createSandboxPod(servers, {
+      apiKey,
+      keyPath,
+      name: 'acts-slow',
+      env: { VLLM_SIM_STARTUP_DELAY_S: '5' },
+    });
+    await prepare(slow);
+    await runActivity(download, await downloadInput(slow, 'Qwen/Qwen3-30B-A3B-Instruct-2507')).result;
+    const port = await freePort();
+    // The worker goes away while vLLM loads: its activity is cancelled, vLLM keeps loading on the pod.
+    const first = runActivity(startVllm, vllmInput(slow, port), {
+      onHeartbeat: (d, env) => {
+        if ((d as { stage?: string }).stage === 'loading') env.cancel();
+      },
+    });
+    await expect(first.result).rejects.toThrow();
+    const pidBefore = (await onPod(keyPath, slow, 'cat "$POD_WORKSPACE/vllm/pid"')).trim();
+    const out = await runActivity(startVllm, vllmInput(slow, port)).result;
+    expect(out.reused).toBe(false);
+    expect(out.loadTimeMs).toBeGreaterThanOrEqual(4_500); // measured from the original start, not the re-attach
+    expect((await onPod(keyPath, slow, 'cat "$POD_WORKSPACE/vllm/pid"')).trim()).toBe(pidBefore);
   });
 
   it('a model that does not fit fails for good, with vLLM numbers and a suggestion (OOM and KV cache)', async () => {

@@ -494,8 +494,15 @@ export function createPodActivities(deps: PodActivityDeps) {
 
         const previous = (await sh.exec(`cat ${q(`${ws}/vllm/cmdline`)} 2>/dev/null`)).stdout.trim();
         const alive = (await sh.exec(isAlive(pidFile))).stdout.trim() === 'alive';
-        if (alive && previous === commandLine && (await healthy()) && (await listsModel())) {
-          return { baseUrl, version: await version(), commandLine, loadTimeMs: 0, reused: true, cleanedUpPids: [] };
+        const readMs = async (file: string) =>
+          Number((await sh.exec(`cat ${q(`${ws}/vllm/${file}`)} 2>/dev/null`)).stdout.trim()) || null;
+        // Our server with these settings: reused when serving, waited for when still loading (an earlier attempt
+        // started it; killing it would throw away minutes of weight loading).
+        const sameServer = alive && previous === commandLine;
+        if (sameServer && (await healthy()) && (await listsModel())) {
+          // The load time is the original start's, so a reused server's manifest still says how long loading took.
+          const loadTimeMs = (await readMs('load_ms')) ?? 0;
+          return { baseUrl, version: await version(), commandLine, loadTimeMs, reused: true, cleanedUpPids: [] };
         }
         const cleanedUpPids: number[] = [];
         /** Kills vLLM processes serving this workspace's models that the pid file lost track of. */
@@ -514,7 +521,8 @@ export function createPodActivities(deps: PodActivityDeps) {
         const portAnswers = async () =>
           (await sh.exec(`curl -s -o /dev/null -w '%{http_code}' -m 5 ${q(`${baseUrl}/health`)}`)).stdout.trim() !==
           '000';
-        for (let round = 1; ; round++) {
+        /** Replaces whatever vLLM this workspace runs with a new one (detached); returns when it was started. */
+        const launch = async (): Promise<number> => {
           // A server with other settings, or a dead one, is replaced, never silently reused.
           await run(sh, 'stop old vLLM', killDetached(pidFile));
           // Whatever still answers on the port is not the server this step manages: never measure through it.
@@ -529,9 +537,9 @@ export function createPodActivities(deps: PodActivityDeps) {
           await run(
             sh,
             'vLLM files',
-            `mkdir -p ${q(`${ws}/vllm`)} && printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)}`,
+            `mkdir -p ${q(`${ws}/vllm`)} && rm -f ${q(`${ws}/vllm/load_ms`)} && printf '%s' ${q(commandLine)} > ${q(`${ws}/vllm/cmdline`)} && : > ${q(logFile)}`,
           );
-          const loadStartedAt = Date.now();
+          const launchedAt = Date.now();
           await run(
             sh,
             'start vLLM',
@@ -542,11 +550,19 @@ export function createPodActivities(deps: PodActivityDeps) {
               cwd: ws,
             }),
           );
+          await run(sh, 'vLLM start time', `printf '%s' ${launchedAt} > ${q(`${ws}/vllm/started_at_ms`)}`);
+          return launchedAt;
+        };
+        for (let round = 1; ; round++) {
+          const attach = round === 1 && sameServer;
+          const loadStartedAt = attach ? ((await readMs('started_at_ms')) ?? Date.now()) : await launch();
+          if (attach) log.info('vLLM with this command line is still starting; waiting for it', { baseUrl });
           const outcome = await waitForHealth(loadStartedAt);
           if (outcome === 'ready') {
             if (!(await listsModel()))
               throw new VllmStartFailedError(`/v1/models does not list ${input.servedModelName}`);
             const loadTimeMs = Date.now() - loadStartedAt;
+            await run(sh, 'vLLM load time', `printf '%s' ${loadTimeMs} > ${q(`${ws}/vllm/load_ms`)}`);
             const warm = await sh.exec(
               `curl -s -m 120 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -d ${q(JSON.stringify({ model: input.servedModelName, messages: [{ role: 'user', content: 'Say OK.' }], max_tokens: 8, temperature: 0 }))} ${q(`${baseUrl}/v1/chat/completions`)}`,
             );
@@ -610,7 +626,9 @@ export function createPodActivities(deps: PodActivityDeps) {
             await sh.exec(touch(ws));
             // Dead first: a /health answer only counts while our own process is alive.
             if ((await sh.exec(isAlive(pidFile))).stdout.trim() === 'dead') {
-              return { timedOut: false, logTail: await run(sh, 'vLLM log', tail(logFile, 80)) };
+              // The whole startup's log (emptied at each start): with tensor parallelism the root cause can sit far
+              // above the wrapper tracebacks.
+              return { timedOut: false, logTail: await run(sh, 'vLLM log', tail(logFile, 3000)) };
             }
             if (await healthy()) return 'ready';
             if (Date.now() - since > v.startupTimeoutMs) {
