@@ -170,7 +170,11 @@ describe('pod activities on sandbox pods', () => {
   it('a stalled transfer is killed and resumed with Xet off, keeping the files already done', async () => {
     const repoId = 'Qwen/Qwen3-4B-Instruct-2507';
     servers.hf.setFaults([{ kind: 'stall', repoId, file: FIRST, afterBytes: 256 * 1024, count: 1 }]);
+    // A partial file of the Xet attempt (hf keeps them in the download cache): the switch must not append to it.
+    const partial = `"$POD_WORKSPACE/models/${repoId.split('/')[1]}/.cache/huggingface/download/x.incomplete"`;
+    await onPod(keyPath, pod, `mkdir -p "$(dirname ${partial})" && head -c 4096 /dev/zero > ${partial}`);
     const out = await runActivity(download, await downloadInput(pod, repoId, { stallTimeoutMs: 2_500 })).result;
+    expect((await onPod(keyPath, pod, `[ -e ${partial} ] && echo kept || echo dropped`)).trim()).toBe('dropped');
     expect(out.usedXetFallback).toBe(true);
     expect(out.xetFallback?.reason).toBe('stall');
     expect(gets(repoId, FIRST)).toHaveLength(2);

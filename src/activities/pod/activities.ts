@@ -312,6 +312,13 @@ export function createPodActivities(deps: PodActivityDeps) {
         const fallBack = async (reason: 'stall' | 'xet-error', atBytes: number, detail: string) => {
           log.warn('download: switching to HF_HUB_DISABLE_XET=1', { repoId: input.repoId, reason, atBytes, detail });
           await run(sh, 'stop download', killDetached(files.pid));
+          // Finished files stay; partial ones go: hf-xet may have written their ranges out of order, and the HTTP
+          // path would append to such a file from its apparent size (a file of the right size with holes in it).
+          await run(
+            sh,
+            'drop partial files',
+            `find ${q(`${modelDir}/.cache/huggingface/download`)} -name '*.incomplete' -type f -delete 2>/dev/null; true`,
+          );
           xetFallback = { reason, atBytes, detail };
           await sh.writeFile(files.noXet, JSON.stringify(xetFallback));
           disableXet = true;
@@ -321,14 +328,16 @@ export function createPodActivities(deps: PodActivityDeps) {
         /** One `hf download` pass, watched until it exits 0 (switching Xet off on a stall or a Xet error). */
         const downloadPass = async () => {
           await start();
-          let lastBytes = -1;
+          let lastSizes = '';
           let lastGrowthAt = Date.now();
           for (;;) {
             const state = await run(
               sh,
               'download progress',
               [
-                `${touch(ws)}; du -sb ${q(modelDir)} | cut -f1`,
+                // Apparent size (progress) and allocated bytes: a preallocated file has its full apparent size
+                // at once, so growth of either counts as progress.
+                `${touch(ws)}; echo "$(du -sb ${q(modelDir)} | cut -f1) $(du -sB1 ${q(modelDir)} | cut -f1)"`,
                 isAlive(files.pid),
                 // Exactly one line each, empty when there is nothing to say.
                 `echo "$(tail -n 1 ${q(files.status)} 2>/dev/null)"`,
@@ -340,9 +349,11 @@ export function createPodActivities(deps: PodActivityDeps) {
             const [bytesLine = '0', alive = 'dead', status = '', xetError = ''] = state
               .split('\n')
               .map((l) => l.trim());
-            const bytes = Number(bytesLine) || 0;
-            if (bytes !== lastBytes) {
-              lastBytes = bytes;
+            const [apparent = '0', allocated = '0'] = bytesLine.split(' ');
+            const bytes = Number(apparent) || 0;
+            const sizes = `${bytes} ${Number(allocated) || 0}`;
+            if (sizes !== lastSizes) {
+              lastSizes = sizes;
               lastGrowthAt = Date.now();
             }
             const hb: DownloadHeartbeat = {
