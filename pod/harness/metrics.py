@@ -75,6 +75,9 @@ _ENERGY_FIGURES = ("gpu_kwh", "cpu_kwh", "ram_kwh", "total_kwh", "gpu_kwh_net_of
                    "codecarbon_minus_nvml_gpu_kwh", "codecarbon_vs_nvml_gpu_rel")
 
 
+_GPU_FIGURE_PREFIXES = ("gpu_", "nvml_", "codecarbon_", "baseline_gpu_")
+
+
 def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> dict[str, Any]:
     """Sum the measured inference windows of every attempt (a resumed run has several).
 
@@ -135,6 +138,10 @@ def build_metrics(run_id: str, model: str, records: list[dict[str, Any]], attemp
     latencies = [float(r["latency_ms"]) for r in records if r.get("latency_ms") is not None and not r.get("error")]
     measured = [a for a in attempts if a.get("inference")]
     last_baseline = next((a["baseline"] for a in reversed(measured) if a.get("baseline")), None)
+    energy_figures = energy(attempts, len(records), completion_tokens)
+    if not gpu_present:
+        # CodeCarbon reports 0 kWh for a GPU it never saw: null, so no zero passes for a measurement.
+        energy_figures.update({k: None for k in _ENERGY_FIGURES if k.startswith(_GPU_FIGURE_PREFIXES)})
     return {
         "schemaVersion": SCHEMA_VERSION,
         "run_id": run_id,
@@ -146,7 +153,7 @@ def build_metrics(run_id: str, model: str, records: list[dict[str, Any]], attemp
                        "p50": _percentile(latencies, 0.5), "p95": _percentile(latencies, 0.95)},
         "durations_s": {"baseline": last_baseline["duration_s"] if last_baseline else None,
                         "inference": sum(a["inference"]["duration_s"] for a in measured)},
-        "energy": energy(attempts, len(records), completion_tokens),
+        "energy": energy_figures,
         "gpu_present": gpu_present,
         # CodeCarbon 2.7.1: CPU falls back to a TDP constant without RAPL; RAM is always 3 W per 8 GB.
         "energy_estimates": {"cpu": not rapl, "ram": True, "gpu": False},

@@ -92,6 +92,7 @@ def test_full_run_writes_every_output(full_run: tuple[Path, Path]) -> None:
     e = m["energy"]
     assert e["complete"] and e["attempts"] == 1 and e["cpu_kwh"] > 0 and e["ram_kwh"] > 0
     assert e["nvml_gpu_kwh"] is None and e["codecarbon_minus_nvml_gpu_kwh"] is None and m["gpu_present"] is False
+    assert e["gpu_kwh"] is None and e["gpu_kwh_per_sample"] is None  # no GPU here: no GPU figure, not zeros
     assert m["energy_estimates"] == {"cpu": not rapl_readable(), "ram": True, "gpu": False}
 
     rows = [r for r in emissions_rows(out) if r["project_name"] == out.name]
