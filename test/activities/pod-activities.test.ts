@@ -20,6 +20,7 @@ import type {
   PreparePodInput,
   RunInferenceInput,
   StartVllmInput,
+  StopPodWorkInput,
 } from '../../src/shared/types.js';
 import type { VllmSettings } from '../../src/study/schema.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
@@ -429,6 +430,19 @@ describe('pod activities on sandbox pods', () => {
       'kill -0 "$(cat "$POD_WORKSPACE/runs/killed/harness.pid")" && echo alive; true',
     );
     expect(alive.trim()).toBe(''); // nothing started a second harness behind the workflow's back
+  });
+
+  it("stopPodWork ends the workspace's vLLM and leaves nothing of the session running", async () => {
+    const pidOf = 'kill -0 "$(cat "$POD_WORKSPACE/vllm/pid" 2>/dev/null)" 2>/dev/null && echo alive; true';
+    if ((await onPod(keyPath, pod, pidOf)).trim() !== 'alive') {
+      await runActivity(startVllm, vllmInput(pod, ports.main)).result;
+    }
+    const pid = (await onPod(keyPath, pod, 'cat "$POD_WORKSPACE/vllm/pid"')).trim();
+    const out = await runActivity((i: StopPodWorkInput) => acts.stopPodWork(i), { endpoint: pod.endpoint }).result;
+    expect(out.stopped).toContain('vllm/pid');
+    expect((await onPod(keyPath, pod, `kill -0 ${pid} 2>/dev/null && echo alive; true`)).trim()).toBe('');
+    const again = await runActivity((i: StopPodWorkInput) => acts.stopPodWork(i), { endpoint: pod.endpoint }).result;
+    expect(again.stopped).toEqual([]); // an ensure step: nothing left to stop
   });
 
   it('a server that dies mid-run ends the attempt with ModelServerGoneError; after a restart the same run resumes', async () => {
