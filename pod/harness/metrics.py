@@ -69,13 +69,11 @@ def classification(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-_ENERGY_FIGURES = ("gpu_kwh", "cpu_kwh", "ram_kwh", "total_kwh", "gpu_kwh_net_of_baseline", "baseline_gpu_power_w",
-                   "gpu_kwh_per_sample", "gpu_kwh_net_per_sample", "gpu_kwh_per_output_token",
-                   "gpu_kwh_net_per_output_token", "nvml_gpu_kwh", "nvml_gpu_kwh_net_of_baseline",
-                   "codecarbon_minus_nvml_gpu_kwh", "codecarbon_vs_nvml_gpu_rel")
-
-
-_GPU_FIGURE_PREFIXES = ("gpu_", "nvml_", "codecarbon_", "baseline_gpu_")
+# Figures that only a metered GPU can give (null without one), then all energy figures (null when nothing was measured).
+_GPU_FIGURES = ("gpu_kwh", "gpu_kwh_net_of_baseline", "baseline_gpu_power_w", "gpu_kwh_per_sample",
+                "gpu_kwh_net_per_sample", "gpu_kwh_per_output_token", "gpu_kwh_net_per_output_token", "nvml_gpu_kwh",
+                "nvml_gpu_kwh_net_of_baseline", "codecarbon_minus_nvml_gpu_kwh", "codecarbon_vs_nvml_gpu_rel")
+_ENERGY_FIGURES = (*_GPU_FIGURES, "cpu_kwh", "ram_kwh", "total_kwh")
 
 
 def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> dict[str, Any]:
@@ -86,11 +84,11 @@ def energy(attempts: list[dict[str, Any]], n: int, completion_tokens: int) -> di
     """
     measured = [a for a in attempts if a.get("inference")]
     windows = [a["inference"] for a in measured]
-    measured_samples = sum(a["done_after"] - a["done_before"] for a in measured)
-    complete = bool(windows) and measured_samples == n
     if not windows:
         # Nothing was measured (every CodeCarbon row missing): no figure at all, never a zero that reads as one.
         return {**{key: None for key in _ENERGY_FIGURES}, "attempts": 0, "measured_samples": 0, "complete": False}
+    measured_samples = sum(a["done_after"] - a["done_before"] for a in measured)
+    complete = measured_samples == n
     gpu = sum(w["gpu_kwh"] for w in windows)
     baselines: list[dict[str, Any] | None] = [a.get("baseline") for a in measured]
     net: float | None = None
@@ -141,7 +139,7 @@ def build_metrics(run_id: str, model: str, records: list[dict[str, Any]], attemp
     energy_figures = energy(attempts, len(records), completion_tokens)
     if not gpu_present:
         # CodeCarbon reports 0 kWh for a GPU it never saw: null, so no zero passes for a measurement.
-        energy_figures.update({k: None for k in _ENERGY_FIGURES if k.startswith(_GPU_FIGURE_PREFIXES)})
+        energy_figures.update(dict.fromkeys(_GPU_FIGURES))
     return {
         "schemaVersion": SCHEMA_VERSION,
         "run_id": run_id,

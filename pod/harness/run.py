@@ -22,7 +22,7 @@ from typing import Any
 from . import environment
 from .client import ChatResult, SampleRequestError, VllmClient
 from .dataset import DatasetError, Sample, load_dataset, load_examples
-from .energy import EnergyWindow, MeasurementError, clear_stale_lock, rapl_readable, read_nvml_mj, require_codecarbon
+from .energy import EnergyWindow, MeasurementError, clear_stale_lock, require_codecarbon
 from .metrics import build_metrics
 from .parse import parse_answer, split_output
 from .prompt import PromptBuilder, PromptError, check_examples, load_template, render_examples
@@ -216,7 +216,8 @@ def run(spec: Spec, progress: Progress) -> None:
              len(pending))
 
     client = VllmClient(spec.base_url, spec.request_timeout_s)
-    atomic_write_json(out / "environment.json", environment.collect(client, codecarbon_version, spec.gpu_indices))
+    env = environment.collect(client, codecarbon_version, spec.gpu_indices)
+    atomic_write_json(out / "environment.json", env)
     attempts_path = out / "attempts.jsonl"
     if pending:
         run_attempt(spec, client, builder, pending, store, progress, attempts_path)
@@ -225,7 +226,7 @@ def run(spec: Spec, progress: Progress) -> None:
     records = store.load()
     final = [records[i] for i in wanted]
     metrics = build_metrics(spec.run_id, spec.served_model_name, final, read_jsonl(attempts_path),
-                            rapl=rapl_readable(), gpu_present=read_nvml_mj(spec.gpu_indices) is not None)
+                            rapl=env["rapl_readable"], gpu_present=env["nvml_available"])
     atomic_write_json(out / "metrics.json", metrics)
     progress.update(state="done", done=len(final))
     log.info("run %s done: accuracy %.3f, f1 %.3f, unparseable %d", spec.run_id, metrics["accuracy"],
