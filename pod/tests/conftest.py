@@ -40,7 +40,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(POD_DIR)
-    for knob in ("VLLM_SIM_FAULT", "VLLM_SIM_KV_CACHE_TOKENS", "VLLM_SIM_STATE_DIR", "POD_WORKSPACE"):
+    for knob in ("VLLM_SIM_FAULT", "VLLM_SIM_ANSWERS", "VLLM_SIM_KV_CACHE_TOKENS", "VLLM_SIM_STATE_DIR", "POD_WORKSPACE"):
         env.pop(knob, None)
     env.update(extra or {})
     return env

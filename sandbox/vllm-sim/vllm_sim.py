@@ -8,7 +8,31 @@ without a FINAL ANSWER line (both chosen by a hash of the prompt), so accuracy i
 
 Knobs (environment): VLLM_SIM_STARTUP_DELAY_S (default 1), VLLM_SIM_TOKENS_PER_S (default 2000),
 VLLM_SIM_FAULT = "oom" | "crash-after:N" | "crash-after:N:once", VLLM_SIM_KV_CACHE_TOKENS (KV-cache capacity in
-tokens; a larger --max-model-len fails at startup like vLLM's KV-cache check; unlimited when unset).
+tokens; a larger --max-model-len fails at startup like vLLM's KV-cache check; unlimited when unset),
+VLLM_SIM_ANSWERS (answer profiles, below).
+
+VLLM_SIM_ANSWERS (unset or empty: the answers above, unchanged) makes the verdicts follow a profile per prompt
+strategy, so a simulated study can show few-shot clearly helping, clearly hurting or inconclusive. Its value is JSON:
+  {"datasetPath": "/abs/dataset.jsonl", "sharedLatent": 0.7,
+   "profiles": [{"templatePath": "/abs/zero-shot.txt", "accuracy": 0.8, "yesBias": 0.5, "unparseable": 0.0}, ...]}
+- datasetPath: the evaluated VulTrial JSONL (`func`, `target` 0/1), read once at startup. A request's truth label is
+  that of the row whose whitespace-normalised `func` equals its evaluated function (the last fenced code block of
+  the user message).
+- profiles: the request's prompt belongs to the profile whose template it matches: every non-empty, stripped static
+  fragment between the template's placeholders (`{func}`, `{examples}`, any `{word}`) occurs in the prompt, in order;
+  the template with the most matched static characters wins (a tie: the first listed).
+  accuracy: P(verdict correct); yesBias (default 0.5): the share of errors that are false YES, so on a balanced
+  dataset P(wrong | benign) = 2(1-accuracy)yesBias and P(wrong | vulnerable) = 2(1-accuracy)(1-yesBias), each capped
+  at 1; unparseable (default 0): the share of replies without a FINAL ANSWER line.
+- Determinism and pairing: every draw is a uniform from sha256 of (normalised function, first served model name,
+  request `seed`), and for per-strategy draws the template text too. A sample is correct iff u < P(correct | label),
+  where with probability sharedLatent (default 0.7; drawn without the template) u is shared by all of the model's
+  strategies, else it is the strategy's own; so zero-shot and few-shot runs of one model agree on most samples, as
+  real paired runs do. The unparseable draw is per strategy.
+- A request matching no template (WARNING once; requests without a fenced code block, like the orchestrator's
+  warm-up, are not evaluations and pass silently) or whose function is not in the dataset (WARNING with a running
+  count, at 1, 2, 4, 8, ... such requests) is answered as without the variable.
+- Invalid JSON, an unknown key, an unreadable dataset or template, or a number outside 0..1: exit 2 at startup.
 
 State on a sandbox pod lives in VLLM_SIM_STATE_DIR, else $POD_WORKSPACE (unset: none, and the features below are off):
 - the simulated GPU: a server claims `.vllm-sim-gpu` (its pid) while loading; a second server started while a live one
@@ -389,16 +413,31 @@ class Reply:
     answer: str
 
 
-def compose_reply(user_text: str, prompt: str, seed: int | None, thinking: bool) -> Reply:
+def evaluated_code(user_text: str) -> str:
     blocks = CODE_BLOCK_RE.findall(user_text)
-    code = blocks[-1] if blocks else user_text  # the evaluated function is the last fenced block
+    return blocks[-1] if blocks else user_text  # the evaluated function is the last fenced block
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an answer profile decided for one request (VLLM_SIM_ANSWERS)."""
+    vulnerable: bool
+    rambling: bool  # no FINAL ANSWER line
+
+
+def compose_reply(user_text: str, prompt: str, seed: int | None, thinking: bool,
+                  verdict: Verdict | None = None) -> Reply:
+    code = evaluated_code(user_text)
     name_match = FUNC_NAME_RE.search(code)
     name = f"`{name_match.group(1)}`" if name_match else "this function"
     findings = find_unsafe(code)
-    digest = hashlib.sha256(prompt.encode()).digest()
-    flipped = digest[0] < 26  # ~10% of prompts
-    rambling = digest[1] < 8  # ~3% of prompts
-    vulnerable = bool(findings) != flipped
+    if verdict is None:
+        digest = hashlib.sha256(prompt.encode()).digest()
+        flipped = digest[0] < 26  # ~10% of prompts
+        rambling = digest[1] < 8  # ~3% of prompts
+        vulnerable = bool(findings) != flipped
+    else:
+        vulnerable, rambling = verdict.vulnerable, verdict.rambling
     rng = random.Random(hashlib.sha256(f"{prompt}\x00{seed}".encode()).digest())
 
     if rambling:
@@ -420,6 +459,10 @@ def compose_reply(user_text: str, prompt: str, seed: int | None, thinking: bool)
     reasoning = None
     if thinking:
         seen = f"I notice it {findings[0]}." if findings else "Every write I can see is guarded."
+        if verdict is not None and vulnerable and not findings:  # a profile's verdict: keep the reasoning with it
+            seen = "I notice it trusts a length taken from its input without validating it."
+        elif verdict is not None and not vulnerable and findings:
+            seen = f"I notice it {findings[0]}, but the surrounding code appears to bound the input."
         reasoning = (
             f"Okay, let me look at {name}. I need to check buffer sizes, index bounds and pointer lifetimes. "
             f"{seen} {rng.choice(FILLER)} So overall it looks {'vulnerable' if vulnerable else 'safe'} to me."
@@ -456,6 +499,217 @@ def generate(reply: Reply, max_tokens: int, split_reasoning: bool) -> Generation
     return Generation(content, None, min(total, max_tokens), finish)
 
 
+# ---------------------------------------------------------------- answer profiles (VLLM_SIM_ANSWERS)
+
+
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # as the harness reads templates (harness/prompt.py)
+
+
+class AnswersError(ValueError):
+    pass
+
+
+def normalise_source(func: str) -> str:
+    """Whitespace-insensitive form of a function, as the harness compares sources."""
+    return re.sub(r"\s+", " ", func).strip()
+
+
+def template_fragments(template: str) -> tuple[str, ...]:
+    """The template's non-empty, stripped static text between placeholders, in order."""
+    return tuple(f for f in (part.strip() for part in PLACEHOLDER_RE.split(template)[::2]) if f)
+
+
+def matched_chars(fragments: tuple[str, ...], prompt: str) -> int | None:
+    """Static characters matched when every fragment occurs in the prompt in order (leftmost first); else None."""
+    pos = 0
+    for fragment in fragments:
+        at = prompt.find(fragment, pos)
+        if at < 0:
+            return None
+        pos = at + len(fragment)
+    return sum(len(f) for f in fragments)
+
+
+@dataclass(frozen=True)
+class AnswerProfile:
+    template_path: str
+    fragments: tuple[str, ...]
+    template_key: str  # sha256 of the template text: the strategy's identity in the per-strategy draws
+    accuracy: float
+    yes_bias: float = 0.5
+    unparseable: float = 0.0
+
+    def p_correct(self, label: int) -> float:
+        error_share = self.yes_bias if label == 0 else 1 - self.yes_bias
+        return 1 - min(1.0, 2 * (1 - self.accuracy) * error_share)
+
+
+def make_profile(template_text: str, accuracy: float, yes_bias: float = 0.5, unparseable: float = 0.0,
+                 template_path: str = "") -> AnswerProfile:
+    return AnswerProfile(template_path, template_fragments(template_text),
+                         hashlib.sha256(template_text.encode()).hexdigest(), accuracy, yes_bias, unparseable)
+
+
+def match_profile(profiles: tuple[AnswerProfile, ...] | list[AnswerProfile], prompt: str) -> AnswerProfile | None:
+    """The profile whose template matches the prompt with the most static characters (a tie: the first)."""
+    best, best_chars = None, -1
+    for profile in profiles:
+        chars = matched_chars(profile.fragments, prompt)
+        if chars is not None and chars > best_chars:
+            best, best_chars = profile, chars
+    return best
+
+
+def uniform(*parts: str) -> float:
+    """A uniform in [0, 1) from sha256 of the parts: the same on every run and machine."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def profile_verdict(profile: AnswerProfile, label: int, func_norm: str, model: str, seed: Any,
+                    shared_latent: float) -> Verdict:
+    """Correct iff u < P(correct | label); u is shared by the model's strategies with probability shared_latent."""
+    sample = (func_norm, model, json.dumps(seed))
+    if uniform("shared-or-own", *sample) < shared_latent:
+        u = uniform("latent", *sample)
+    else:
+        u = uniform("latent", *sample, profile.template_key)
+    correct = u < profile.p_correct(label)
+    rambling = uniform("unparseable", *sample, profile.template_key) < profile.unparseable
+    return Verdict(vulnerable=(label == 1) == correct, rambling=rambling)
+
+
+def _fraction(obj: dict[str, Any], key: str, where: str, default: float | None) -> float:
+    value = obj.get(key, default)
+    if value is None:
+        raise AnswersError(f"{where}: `{key}` is required (a number from 0 to 1)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise AnswersError(f"{where}: `{key}` must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _only_keys(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise AnswersError(f"{where} must be a JSON object")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise AnswersError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    return obj
+
+
+def _read_text(path: Any, where: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise AnswersError(f"{where} must be a non-empty path string, got {path!r}")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnswersError(f"cannot read {where} {path}: {exc}") from exc
+
+
+def load_labels(path: Any) -> tuple[dict[str, int], int]:
+    """Normalised func -> target, and how many rows repeat a func with a different target (the first row wins)."""
+    labels: dict[str, int] = {}
+    conflicts = 0
+    for lineno, line in enumerate(_read_text(path, "datasetPath").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"datasetPath {path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise AnswersError(f"{where}: invalid JSON: {exc}") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("func"), str):
+            raise AnswersError(f"{where}: expected an object with a string `func`")
+        target = row.get("target")
+        if isinstance(target, bool) or target not in (0, 1):
+            raise AnswersError(f"{where}: `target` must be 0 or 1, got {target!r}")
+        key = normalise_source(row["func"])
+        if key in labels and labels[key] != target:
+            conflicts += 1
+            continue
+        labels.setdefault(key, int(target))
+    if not labels:
+        raise AnswersError(f"datasetPath {path} has no rows")
+    return labels, conflicts
+
+
+@dataclass(frozen=True)
+class Answers:
+    dataset_path: str
+    labels: dict[str, int]
+    profiles: tuple[AnswerProfile, ...]
+    shared_latent: float
+    conflicts: int = 0
+
+
+def parse_answers(raw: str) -> Answers:
+    """Read VLLM_SIM_ANSWERS: validate it, load the dataset and the templates. Raises AnswersError."""
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise AnswersError(f"invalid JSON: {exc}") from exc
+    config = _only_keys(config, {"datasetPath", "profiles", "sharedLatent"}, "the value")
+    shared_latent = _fraction(config, "sharedLatent", "the value", 0.7)
+    if not isinstance(config.get("profiles"), list):
+        raise AnswersError("`profiles` must be a list")
+    profiles = []
+    for number, entry in enumerate(config["profiles"], start=1):
+        where = f"profiles[{number - 1}]"
+        entry = _only_keys(entry, {"templatePath", "accuracy", "yesBias", "unparseable"}, where)
+        accuracy = _fraction(entry, "accuracy", where, None)
+        yes_bias = _fraction(entry, "yesBias", where, 0.5)
+        unparseable = _fraction(entry, "unparseable", where, 0.0)
+        text = _read_text(entry.get("templatePath"), f"{where}.templatePath")
+        profiles.append(make_profile(text, accuracy, yes_bias, unparseable, entry["templatePath"]))
+    labels, conflicts = load_labels(config.get("datasetPath"))
+    return Answers(config["datasetPath"], labels, tuple(profiles), shared_latent, conflicts)
+
+
+def answers_from_env(raw: str) -> Answers | None:
+    if not raw:
+        return None
+    try:
+        return parse_answers(raw)
+    except AnswersError as exc:
+        print(f"vllm-sim: VLLM_SIM_ANSWERS: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+@dataclass
+class AnswerBook:
+    """The loaded profiles at serving time, with the counts behind the (rate-limited) warnings."""
+    answers: Answers
+    model: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    unmatched: int = 0
+    unknown: int = 0
+
+    def verdict(self, user_text: str, prompt: str, seed: Any) -> Verdict | None:
+        """The profile's verdict for this request; None: answer it as without VLLM_SIM_ANSWERS."""
+        profile = match_profile(self.answers.profiles, prompt)
+        if profile is None:
+            if CODE_BLOCK_RE.search(user_text):  # not an evaluation (a warm-up) otherwise: no warning
+                with self.lock:
+                    self.unmatched += 1
+                    first = self.unmatched == 1
+                if first:
+                    log("WARNING", "vllm_sim", "VLLM_SIM_ANSWERS: a request's prompt matches none of the "
+                        f"{len(self.answers.profiles)} profile template(s); such requests get the default answers "
+                        "(warned once)")
+            return None
+        func_norm = normalise_source(evaluated_code(user_text))
+        label = self.answers.labels.get(func_norm)
+        if label is None:
+            with self.lock:
+                self.unknown += 1
+                count = self.unknown
+            if count & (count - 1) == 0:  # 1, 2, 4, 8, ...
+                log("WARNING", "vllm_sim", f"VLLM_SIM_ANSWERS: {count} request(s) so far evaluated a function "
+                    f"not in {self.answers.dataset_path}; those get the default answers")
+            return None
+        return profile_verdict(profile, label, func_norm, self.model, seed, self.answers.shared_latent)
+
+
 # ---------------------------------------------------------------- server
 
 
@@ -471,6 +725,7 @@ class SimState:
     crash_marker: Path | None
     api_key: str | None
     slots: threading.Semaphore
+    answers: AnswerBook | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     prompt_tokens_total: int = 0
     generation_tokens_total: int = 0
@@ -645,7 +900,9 @@ class Handler(BaseHTTPRequestHandler):
 
         user_texts = [t for m, t in zip(messages, texts, strict=True)
                       if isinstance(m, dict) and m.get("role") == "user"]
-        reply = compose_reply(user_texts[-1] if user_texts else prompt, prompt, seed, state.thinking)
+        user_text = user_texts[-1] if user_texts else prompt
+        verdict = state.answers.verdict(user_text, prompt, seed) if state.answers is not None else None
+        reply = compose_reply(user_text, prompt, seed, state.thinking, verdict)
         gen = generate(reply, max_tokens, split_reasoning=state.reasoning_parser is not None)
 
         with state.lock:
@@ -690,6 +947,7 @@ def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, s
     startup_delay = env_float("VLLM_SIM_STARTUP_DELAY_S", 1.0, 0.0)
     tokens_per_s = env_float("VLLM_SIM_TOKENS_PER_S", 2000.0, 1e-6)
     kv_cache_tokens = int(env_float("VLLM_SIM_KV_CACHE_TOKENS", 0.0, 0.0))  # 0: unlimited
+    answers = answers_from_env(os.environ.get("VLLM_SIM_ANSWERS", ""))
     names = args.served_model_name or [args.model]
     state = state_dir()
     crash_after, crash_marker = fault.crash_after, None
@@ -704,6 +962,13 @@ def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, s
     log("INFO", "api_server.py:1885", f"vLLM API server version {VERSION}")
     non_default = {k: v for k, v in vars(args).items() if k in defaults and v != defaults[k]}
     log("INFO", "utils.py:328", f"non-default args: {non_default | extra}")
+    if answers is not None:
+        log("INFO", "vllm_sim", f"VLLM_SIM_ANSWERS: {len(answers.profiles)} answer profile(s) "
+            f"({', '.join(p.template_path for p in answers.profiles) or 'none'}), {len(answers.labels)} labelled "
+            f"functions from {answers.dataset_path}, sharedLatent {answers.shared_latent}")
+        if answers.conflicts:
+            log("WARNING", "vllm_sim", f"VLLM_SIM_ANSWERS: {answers.conflicts} row(s) of {answers.dataset_path} "
+                "repeat a function with another target; the first row's target is used")
     info = check_model_dir(args.model)
     max_model_len = args.max_model_len or info.max_position_embeddings
     log("INFO", "model.py:547", f"Resolved architecture: {info.architecture}")
@@ -737,7 +1002,8 @@ def serve(args: argparse.Namespace, defaults: dict[str, Any], extra: dict[str, s
         server.state = SimState(
             names=names, model_dir=args.model, max_model_len=max_model_len, reasoning_parser=args.reasoning_parser,
             thinking=thinking, tokens_per_s=tokens_per_s, crash_after=crash_after, crash_marker=crash_marker,
-            api_key=args.api_key, slots=threading.Semaphore(args.max_num_seqs))
+            api_key=args.api_key, slots=threading.Semaphore(args.max_num_seqs),
+            answers=AnswerBook(answers, names[0]) if answers is not None else None)
 
         def on_sigterm(_signum: int, _frame: Any) -> None:
             raise SystemExit(0)
