@@ -10,13 +10,14 @@ if ! command -v sshd >/dev/null 2>&1 && [ ! -x /usr/sbin/sshd ]; then
   exit 1
 fi
 
-# Python venv for the pod harness (CodeCarbon 2.7.1, huggingface_hub with the hf CLI, pytest).
+# Python venv for the pod harness (CodeCarbon 2.7.1, huggingface_hub with the hf CLI, pytest) and the analysis
+# (numpy, scipy, statsmodels, matplotlib).
 stamp=.venv/.requirements.sha256
-want=$(cat pod/requirements.txt pod/requirements-dev.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pod/requirements.txt pod/requirements-dev.txt analysis/requirements.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: creating .venv for the pod harness"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r pod/requirements-dev.txt
+  .venv/bin/pip install --quiet --disable-pip-version-check -r pod/requirements-dev.txt -r analysis/requirements.txt
   echo "$want" > "$stamp"
 fi
 .venv/bin/python -c "import codecarbon; assert codecarbon.__version__ == '2.7.1', codecarbon.__version__"

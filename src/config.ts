@@ -24,6 +24,8 @@ export const EnvSchema = z.object({
   /** Where the worker resolves study-relative files (dataset, prompts) and writes results. */
   PROJECT_ROOT: z.string().min(1).optional(),
   RESULTS_DIR: z.string().min(1).default('results'),
+  /** Python with analysis/requirements.txt (the decision packet, the report, imports); relative to PROJECT_ROOT. */
+  ANALYSIS_PYTHON: z.string().min(1).default('.venv/bin/python'),
 
   /** Poll interval of long pod-side steps (download, vLLM start, inference). */
   POD_POLL_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),

@@ -1,3 +1,4 @@
+import { createAnalysisActivities, type AnalysisActivityDeps } from './analysis/activities.js';
 import { createHubActivities, type HubActivityDeps } from './hub/activities.js';
 import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
@@ -9,7 +10,8 @@ export type ActivityDeps = RunPodActivityDeps &
   PodActivityDeps &
   ResultsActivityDeps &
   ReaperActivityDeps &
-  HubActivityDeps;
+  HubActivityDeps &
+  AnalysisActivityDeps;
 
 /** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
 export function createActivities(deps: ActivityDeps) {
@@ -19,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createResultsActivities(deps),
     ...createReaperActivities(deps),
     ...createHubActivities(deps),
+    ...createAnalysisActivities(deps),
   });
 }
 

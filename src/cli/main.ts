@@ -2,22 +2,37 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { z } from 'zod';
+import { AnalysisClient } from '../activities/analysis/client.js';
+import { AnalysisInputError } from '../activities/analysis/errors.js';
+import { ReportOutputSchema } from '../activities/analysis/schemas.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { BudgetRaise, GateDecision, StudyProgress } from '../shared/types.js';
+import type { BudgetRaise, GateDecision, GateRecord, GateStatus, StudyProgress } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import { ensureSandbox, sandboxWorkerEnv, stopSandbox } from '../../sandbox/services.js';
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { followStudy } from './follow.js';
+import { formatGateStatus, formatPacket } from './packet-view.js';
 
 const ROOT = process.cwd();
 const USAGE = `Usage:
   npm run start-workflow -- <phase> [--study studies/rq1.yaml] [--sandbox] [--detach]
-  npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--note TEXT]
+  npm run gate -- status [--study rq1] [--sandbox] [--json]
+  npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--reason TEXT]
   npm run gate -- budget [--phase-usd N] [--study-usd N] [--study rq1] [--sandbox] [--by NAME]
   npm run status -- [--study rq1] [--sandbox]
+  npm run report -- [--study rq1] [--sandbox]
+  npm run import -- <folder or files...> --study rq1 --phase <phase> --model <repo id> --prompt <name>
+                    [--id-column C | --line-column C] [--label-column C] [--prediction-column C]
   npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
   npm run sandbox -- <up|down>`;
 
@@ -28,7 +43,7 @@ class UsageError extends Error {}
 
 /** `studies/rq1.yaml` + --sandbox -> `studies/rq1.sandbox.yaml` when that overlay exists. */
 function studyFile(path: string, sandbox: boolean): string {
-  if (!sandbox) return path;
+  if (!sandbox || path.endsWith('.sandbox.yaml')) return path;
   const overlay = path.replace(/\.ya?ml$/, '.sandbox.yaml');
   if (!existsSync(resolve(ROOT, overlay))) throw new UsageError(`--sandbox needs the overlay ${overlay}`);
   return overlay;
@@ -37,6 +52,11 @@ function studyFile(path: string, sandbox: boolean): string {
 /** The sandbox overlay names its study `<name>-sandbox`, so `--study rq1 --sandbox` means `rq1-sandbox`. */
 function studyNameFor(study: string, sandbox: boolean): string {
   return sandbox && !study.endsWith('-sandbox') ? `${study}-sandbox` : study;
+}
+
+/** The `--study` value that names a study again in a later command (the sandbox suffix is added back by --sandbox). */
+function studyArg(name: string): string {
+  return name.replace(/-sandbox$/, '');
 }
 
 async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string }> {
@@ -57,9 +77,10 @@ function gateHelp(studyName: string, sandbox: boolean, next: string): string {
   const flag = sandbox ? ' --sandbox' : '';
   return [
     `Phase gate: the study waits for a decision before ${next}.`,
-    `  approve: npm run gate -- approve --study ${studyName}${flag} --by <your name>`,
-    `  skip:    npm run gate -- skip --study ${studyName}${flag} --by <your name>`,
-    `  stop:    npm run gate -- stop --study ${studyName}${flag} --by <your name>`,
+    `  packet:  npm run gate -- status --study ${studyName}${flag}`,
+    `  approve: npm run gate -- approve --study ${studyName}${flag} --by <your name> --reason "<why>"`,
+    `  skip:    npm run gate -- skip --study ${studyName}${flag} --by <your name> --reason "<why>"`,
+    `  stop:    npm run gate -- stop --study ${studyName}${flag} --by <your name> --reason "<why>"`,
     `  (or send the gateDecision signal from the Web UI: {"decision":"approve","by":"<name>"})`,
   ].join('\n');
 }
@@ -122,11 +143,15 @@ async function start(args: string[]): Promise<number> {
     case 'at-gate': {
       const p = await handle.query<StudyProgress>('studyProgress');
       console.log(`${p.completedPhases.join(', ')} finished; results under results/${study.study}/`);
-      console.log(gateHelp(study.study, values.sandbox, p.gate?.nextPhase ?? 'the next phase'));
+      const g = await handle.query<GateStatus>('gateStatus');
+      if (g.packet) console.log(['', ...formatPacket(g.packet)].join('\n'));
+      if (g.packetPaths)
+        console.log(`\nPacket: results/${g.packetPaths.md}\nReport: results/${g.packetPaths.report}\n`);
+      console.log(gateHelp(studyArg(study.study), values.sandbox, p.gate?.nextPhase ?? 'the next phase'));
       return 0;
     }
     case 'done':
-      console.log(`study ${study.study} finished; results under results/${study.study}/`);
+      console.log(`study ${study.study} finished; results under results/${study.study}/ (report.md, report.html)`);
       return 0;
     case 'waiting-for-budget':
       console.log(budgetHelp(study.study, values.sandbox));
@@ -150,19 +175,26 @@ async function gate(args: string[]): Promise<number> {
     options: {
       study: { type: 'string', default: 'rq1' },
       sandbox: { type: 'boolean', default: false },
-      by: { type: 'string', default: process.env.USER ?? 'unknown' },
+      by: { type: 'string', default: process.env.USER ?? '' },
+      reason: { type: 'string' },
       note: { type: 'string' },
+      json: { type: 'boolean', default: false },
       'phase-usd': { type: 'string' },
       'study-usd': { type: 'string' },
     },
   });
   const decision = positionals[0];
-  if (decision !== 'approve' && decision !== 'skip' && decision !== 'stop' && decision !== 'budget') {
-    throw new UsageError('the decision must be approve, skip, stop or budget');
+  if (!['approve', 'skip', 'stop', 'budget', 'status'].includes(decision ?? '')) {
+    throw new UsageError('gate takes status, approve, skip, stop or budget');
   }
   const studyName = studyNameFor(values.study, values.sandbox);
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
+  if (decision === 'status') {
+    const g = await handle.query<GateStatus>('gateStatus');
+    console.log(values.json ? JSON.stringify(g, null, 2) : formatGateStatus(g).join('\n'));
+    return 0;
+  }
   const p = await handle.query<StudyProgress>('studyProgress');
   if (decision === 'budget') {
     const amount = (v: string | undefined) => (v === undefined ? undefined : Number(v));
@@ -183,15 +215,119 @@ async function gate(args: string[]): Promise<number> {
     console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(raise)}`);
     return 0;
   }
-  if (p.phaseState !== 'waiting-at-gate') {
+  const g = await handle.query<GateStatus>('gateStatus');
+  if (!g.open || !g.nextPhase) {
     throw new UsageError(
       `study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`,
     );
   }
-  const signal: GateDecision = { decision, by: values.by, ...(values.note ? { note: values.note } : {}) };
-  await handle.signal('gateDecision', signal);
-  console.log(`sent ${decision} for ${p.gate?.nextPhase ?? 'the next phase'} of ${studyName}`);
+  const reason = values.reason ?? values.note;
+  const request: GateDecision = {
+    gate: g.nextPhase,
+    decision: decision as GateDecision['decision'],
+    by: values.by,
+    ...(reason ? { reason } : {}),
+    // The packet this person is deciding on: a packet regenerated meanwhile makes the Update refuse.
+    ...(g.packetSha256 ? { packetSha256: g.packetSha256 } : {}),
+  };
+  let record: GateRecord;
+  try {
+    record = await handle.executeUpdate<GateRecord, [GateDecision]>('decideGate', { args: [request] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new UsageError(`the gate refused the decision: ${err.cause?.message ?? err.message}`);
+    }
+    throw err;
+  }
+  const outcome = {
+    approve: `${record.gate} starts now`,
+    skip: `${record.gate} is skipped`,
+    stop: `the study stops before ${record.gate}`,
+  }[record.decision];
+  console.log(
+    `${record.decision} recorded for the ${record.gate} gate by ${record.by} at ${record.at}: ${outcome}` +
+      `${record.packetSha256 ? ` (packet ${record.packetSha256.slice(0, 12)})` : ''}`,
+  );
+  console.log(`recorded in results/${studyName}/gate-decisions.json and the report`);
   return 0;
+}
+
+/** `report`: regenerate results/<study>/report.{md,html} from the results folder alone (no Temporal, no network). */
+async function report(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { study: { type: 'string', default: 'rq1' }, sandbox: { type: 'boolean', default: false } },
+  });
+  const studyName = studyNameFor(values.study, values.sandbox);
+  const config = loadConfig({ ...process.env, ...(values.sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
+    requireRunPodKey: false,
+  });
+  const resultsDir = resolve(ROOT, config.RESULTS_DIR);
+  if (!existsSync(resolve(resultsDir, studyName)))
+    throw new UsageError(`no results for study ${studyName} under ${resultsDir}`);
+  const out = await analysisClient(config.ANALYSIS_PYTHON).run({
+    command: 'report',
+    input: { resultsDir, study: studyName },
+    schema: ReportOutputSchema,
+  });
+  console.log(
+    `report: ${out.reportMd}\n        ${out.reportHtml}\nfigures: ${out.figures.length} in ${resolve(resultsDir, studyName, 'figures')}`,
+  );
+  return 0;
+}
+
+/** `import`: bring runs made elsewhere into the results folder (the study file gives the dataset). */
+async function importRuns(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      study: { type: 'string', default: 'rq1' },
+      'study-file': { type: 'string' },
+      phase: { type: 'string' },
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'id-column': { type: 'string' },
+      'line-column': { type: 'string' },
+      'label-column': { type: 'string' },
+      'prediction-column': { type: 'string' },
+    },
+  });
+  if (!positionals.length)
+    throw new UsageError('import needs a folder or files (predictions, emissions.csv, metadata)');
+  if (!values.phase) throw new UsageError('import needs --phase (e.g. phase1)');
+  const file = values['study-file'] ?? `studies/${values.study}.yaml`;
+  if (!existsSync(resolve(ROOT, file))) throw new UsageError(`no study file ${file}; pass --study-file`);
+  const study = loadStudyFile(file);
+  if (!study.phases.some((p) => p.id === values.phase))
+    throw new UsageError(`${file} has no phase ${values.phase} (it has ${study.phases.map((p) => p.id).join(', ')})`);
+  const config = loadConfig(process.env, ROOT, { requireRunPodKey: false });
+  const argv = [
+    ...positionals.map((p) => resolve(p)),
+    '--results-dir',
+    resolve(ROOT, config.RESULTS_DIR),
+    '--study',
+    study.study,
+    '--phase',
+    values.phase,
+    '--dataset',
+    resolve(ROOT, study.datasetPath),
+  ];
+  for (const key of ['model', 'prompt', 'id-column', 'line-column', 'label-column', 'prediction-column'] as const) {
+    const v = values[key];
+    if (v !== undefined) argv.push(`--${key}`, v);
+  }
+  const out = await analysisClient(config.ANALYSIS_PYTHON).run({
+    command: 'import',
+    argv,
+    schema: z.looseObject({ runDir: z.string() }),
+  });
+  console.log(JSON.stringify(out, null, 2));
+  return 0;
+}
+
+function analysisClient(python: string): AnalysisClient {
+  return new AnalysisClient({ python: resolve(ROOT, python), projectRoot: ROOT });
 }
 
 async function status(args: string[]): Promise<number> {
@@ -237,7 +373,15 @@ async function reaper(args: string[]): Promise<number> {
   return reaperCommand(args, loadConfig(env, ROOT));
 }
 
-const commands: Record<string, (args: string[]) => Promise<number>> = { start, gate, status, sandbox, reaper };
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  start,
+  gate,
+  status,
+  sandbox,
+  reaper,
+  report,
+  import: importRuns,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command = '', ...rest] = argv;
@@ -253,7 +397,12 @@ async function main(argv: string[]): Promise<number> {
       console.error(`error: no such study workflow (${err.workflowId}); start one with npm run start-workflow`);
       return 2;
     }
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof StudyInvalidError) {
+    if (
+      err instanceof UsageError ||
+      err instanceof ConfigError ||
+      err instanceof StudyInvalidError ||
+      err instanceof AnalysisInputError
+    ) {
       console.error(`error: ${err.message}`);
       return 2;
     }

@@ -31,6 +31,11 @@ export const ErrorTypes = {
   // Hugging Face Hub API (src/activities/hub/errors.ts)
   HubApi: 'HubApiError',
   HubNotFound: 'HubNotFoundError',
+  // Analysis (src/activities/analysis/errors.ts)
+  /** The analysis refused its input (a results folder or dataset it cannot use): retrying gives the same answer. */
+  AnalysisInput: 'AnalysisInputError',
+  /** The analysis crashed or printed something that is not its contract: retryable (a full disk, a killed process). */
+  AnalysisFailed: 'AnalysisFailedError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -48,4 +53,5 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.RunInterrupted,
   ErrorTypes.HarnessInput,
   ErrorTypes.HubNotFound,
+  ErrorTypes.AnalysisInput,
 ];

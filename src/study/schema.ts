@@ -203,6 +203,75 @@ export const PromptStrategySchema = z
   })
   .strict();
 
+/**
+ * The gate's rule and the statistics behind it. "Clearly" improves (or degrades) means: McNemar p (Holm-adjusted
+ * across the models when `multipleComparisons: holm`) below `alpha`, and, with `requireCiExcludesZero`, the paired
+ * bootstrap interval of the `metric` difference excludes 0 in the same direction.
+ */
+export const DecisionSettingsSchema = z
+  .object({
+    /** The contrast the study's rule is about, within each model: treatment vs baseline prompt strategy. */
+    baselinePrompt: z.string().min(1).default('zero-shot'),
+    treatmentPrompt: z.string().min(1).default('few-shot'),
+    metric: z.enum(['f1', 'accuracy', 'macroF1', 'mcc']).default('f1'),
+    alpha: z.number().gt(0).lt(1).default(0.05),
+    requireCiExcludesZero: z.boolean().default(true),
+    /** `cluster` resamples whole commits (a vulnerable function and its fix are correlated): wider, more honest. */
+    ciResampling: z.enum(['cluster', 'sample']).default('cluster'),
+    multipleComparisons: z.enum(['holm', 'none']).default('holm'),
+  })
+  .strict();
+
+export const AnalysisSettingsSchema = z
+  .object({
+    decision: DecisionSettingsSchema.prefault({}),
+    bootstrap: z
+      .object({
+        resamples: z.number().int().min(10_000).default(10_000),
+        seed: z.number().int().nonnegative().default(20260101),
+        confidence: z.number().gt(0.5).lt(1).default(0.95),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Variables the study varies on purpose: runs may differ in these (differs-as-declared); any other controlled
+     * variable that differs is a confound, shown in the packet and the report.
+     */
+    variablesUnderStudy: z.array(z.string().min(1)).default(['model', 'prompt']),
+    /** Model-scale comparisons across phases (same prompt, same Instruct/Thinking kind). */
+    crossPhase: z.array(z.object({ from: z.string().min(1), to: z.string().min(1) }).strict()).default([]),
+    gate: z
+      .object({
+        /** No decision by then: the study stops before the next phase (spends nothing). Null: wait for ever. */
+        timeoutMs: positiveInt.nullable().default(null),
+        /** A reminder in the worker log and the Web UI's current details while the gate waits. */
+        reminderEveryMs: positiveInt.default(6 * 3_600_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** How the simulated vLLM answers one prompt strategy (sandbox only): deterministic by sample, model and seed. */
+export const AnswerProfileSchema = z
+  .object({
+    accuracy: z.number().min(0).max(1),
+    /** Share of the errors that are false YES (benign called vulnerable). */
+    yesBias: z.number().min(0).max(1).default(0.5),
+    /** Share of replies without a FINAL ANSWER line. */
+    unparseable: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+
+/** Sandbox only (`simulated: true`): per model repo id and prompt name, how the simulated vLLM answers. */
+export const SimulationSettingsSchema = z
+  .object({
+    answerProfiles: z.record(z.string(), z.record(z.string(), AnswerProfileSchema)).default({}),
+    /** Probability that a sample's correctness is shared between a model's prompt strategies (paired runs correlate). */
+    sharedLatent: z.number().min(0).max(1).default(0.7),
+  })
+  .strict();
+
 export const PhaseSchema = z
   .object({
     id: z.string().regex(/^[a-z0-9]+$/, 'lower-case letters and digits'),
@@ -246,6 +315,9 @@ export const StudySchema = z
     budgetUsd: z.number().positive().optional(),
     /** Set by the sandbox overlay: results are marked simulated and never mix with real ones. */
     simulated: z.boolean().default(false),
+    analysis: AnalysisSettingsSchema.prefault({}),
+    /** How the sandbox's simulated vLLM answers (only with `simulated: true`). */
+    simulation: SimulationSettingsSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -261,6 +333,40 @@ export const StudySchema = z
         ctx.addIssue({ code: 'custom', path: ['prompts', i, 'name'], message: `duplicate prompt ${p.name}` });
       names.add(p.name);
     });
+    const { decision, crossPhase } = s.analysis;
+    for (const key of ['baselinePrompt', 'treatmentPrompt'] as const) {
+      if (!names.has(decision[key]))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['analysis', 'decision', key],
+          message: `no prompt named ${decision[key]} (prompts: ${[...names].join(', ')})`,
+        });
+    }
+    crossPhase.forEach((c, i) => {
+      for (const key of ['from', 'to'] as const) {
+        if (!seen.has(c[key]))
+          ctx.addIssue({ code: 'custom', path: ['analysis', 'crossPhase', i, key], message: `no phase ${c[key]}` });
+      }
+    });
+    if (s.simulation && !s.simulated)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['simulation'],
+        message: 'only a simulated study (the sandbox) may set it',
+      });
+    const models = new Set(s.phases.flatMap((p) => p.models.map((m) => m.repoId)));
+    for (const [repoId, byPrompt] of Object.entries(s.simulation?.answerProfiles ?? {})) {
+      if (!models.has(repoId))
+        ctx.addIssue({ code: 'custom', path: ['simulation', 'answerProfiles', repoId], message: 'no such model' });
+      for (const prompt of Object.keys(byPrompt)) {
+        if (!names.has(prompt))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['simulation', 'answerProfiles', repoId, prompt],
+            message: 'no such prompt',
+          });
+      }
+    }
   });
 
 export type Sampling = z.infer<typeof SamplingSchema>;
@@ -276,6 +382,8 @@ export type SshHostTarget = z.infer<typeof SshHostTargetSchema>;
 export type ModelSpec = z.infer<typeof ModelSchema>;
 export type PromptStrategy = z.infer<typeof PromptStrategySchema>;
 export type Phase = z.infer<typeof PhaseSchema>;
+export type AnalysisSettings = z.infer<typeof AnalysisSettingsSchema>;
+export type AnswerProfile = z.infer<typeof AnswerProfileSchema>;
 export type Study = z.infer<typeof StudySchema>;
 
 /** Effective settings of one phase: study-wide values with the phase's overrides on top. Pure. */

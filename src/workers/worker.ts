@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { temporalWorkflowStatus } from '../activities/reaper/client.js';
 import { createActivities } from '../activities/index.js';
+import { AnalysisClient } from '../activities/analysis/client.js';
 import { HubClient } from '../activities/hub/client.js';
 import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
@@ -38,8 +39,14 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     ...(config.HF_ENDPOINT ? { baseUrl: config.HF_ENDPOINT } : {}),
     ...(config.HF_TOKEN ? { token: config.HF_TOKEN } : {}),
   });
+  // The decision packet, the report and imports: the Python analysis in the project's venv.
+  const analysis = new AnalysisClient({
+    python: resolve(config.PROJECT_ROOT, config.ANALYSIS_PYTHON),
+    projectRoot: config.PROJECT_ROOT,
+  });
   const activities = createActivities({
     runpod,
+    analysis,
     hub,
     connector,
     publicKey,

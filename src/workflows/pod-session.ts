@@ -28,11 +28,30 @@ import type {
   RunInterruption,
   RunManifest,
   SessionStage,
+  SimulatedAnswers,
 } from '../shared/types.js';
-import { phaseSettings, type Phase, type PromptStrategy } from '../study/schema.js';
+import { phaseSettings, type Phase, type PromptStrategy, type Study } from '../study/schema.js';
 import { podReservedSignal, sessionProgressQuery } from './messages.js';
 
 const nonRetryableErrorTypes = NON_RETRYABLE_ERROR_TYPES;
+
+/** The simulated vLLM's answer profiles for one model, with the pod's paths (sandbox studies only). */
+function simulatedAnswersFor(
+  study: Study,
+  repoId: string,
+  remote: { datasetPath: string; promptsDir: string },
+): SimulatedAnswers | undefined {
+  const byPrompt = study.simulated ? study.simulation?.answerProfiles[repoId] : undefined;
+  if (!byPrompt || !study.simulation) return undefined;
+  return {
+    datasetPath: remote.datasetPath,
+    profiles: study.prompts.flatMap((p) => {
+      const profile = byPrompt[p.name];
+      return profile ? [{ templatePath: `${remote.promptsDir}/${p.name}.txt`, ...profile }] : [];
+    }),
+    sharedLatent: study.simulation.sharedLatent,
+  };
+}
 
 /** One proxy; each call passes its own options (timeouts, retries) and a summary the Web UI shows. */
 const acts = proxyActivities<Activities>({ startToCloseTimeout: '10m' });
@@ -176,6 +195,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   const podNames: string[] = [];
   // Cost of pods that failed readiness and were terminated (they bill from create to termination too).
   let discardedPodsUsd = 0;
+  let discardedPodHours = 0;
   let endpoint: PodEndpoint | null = null;
   const runs: PodSessionRun[] = [];
   const timings: Record<string, string | number | null> = { sessionStartedAt: info.startTime.toISOString() };
@@ -286,8 +306,9 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           const t = await call('terminatePod', teardown, `terminate unready pod ${current.podId}`, {
             podId: current.podId,
           });
-          discardedPodsUsd +=
-            (current.costPerHr * (Date.parse(t.terminatedAt) - Date.parse(current.createdAt))) / 3_600_000;
+          const hours = (Date.parse(t.terminatedAt) - Date.parse(current.createdAt)) / 3_600_000;
+          discardedPodsUsd += current.costPerHr * hours;
+          discardedPodHours += hours;
           pod = null;
           Object.assign(progress, { podId: null, gpu: null, costPerHr: 0, podCreatedAt: null });
           notReady.add(current.candidateIndex);
@@ -369,6 +390,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
 
     stage('starting-vllm');
     const tensorParallelSize = vllm.tensorParallelSize ?? gpuCount;
+    const simulatedAnswers = simulatedAnswersFor(study, model.repoId, prepared.remote);
     // An ensure step: a healthy server is reused, a dead one is started again.
     const startServer = (why: string) =>
       call(
@@ -384,6 +406,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           weightBytes: download.totalBytes,
           ...(model.reasoningParser ? { reasoningParser: model.reasoningParser } : {}),
           ...(gpuIndices ? { gpuIndices } : {}),
+          ...(simulatedAnswers ? { simulatedAnswers } : {}),
         },
       );
     let server = await startServer('start');
@@ -574,5 +597,10 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       setCurrentDetails(`**${progress.stage}** ${model.repoId}${pod ? `; pod ${pod.podId} terminated` : ''}`);
     });
   }
-  return { model: model.repoId, runs, podCostUsd: podCostUsd() };
+  const podHours =
+    discardedPodHours +
+    (pod
+      ? (Date.parse(progress.podTerminatedAt ?? new Date().toISOString()) - Date.parse(pod.createdAt)) / 3_600_000
+      : 0);
+  return { model: model.repoId, runs, podCostUsd: podCostUsd(), podHours };
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities/index.js';
+import type { AnalyzePhaseOutput } from '../../src/shared/types.js';
 import { WORKFLOWS_PATH } from '../../src/workers/worker.js';
 
 /**
@@ -85,8 +86,47 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     writeRunManifest: rec('writeRunManifest', { checksumFile: 'c', metrics: null }),
     summarizePhase: rec('summarizePhase', { summaryPath: 's', runs: 0, inconsistencies: [] }),
     reapOrphanPods: rec('reapOrphanPods', { checkedAt: '', dryRun: true, decisions: [] }),
+    priceGpuCandidates: (input) => {
+      calls.push({ name: 'priceGpuCandidates', input });
+      return Promise.resolve({
+        candidates: input.candidates.map((c) => ({ ...c, costPerHr: 3.59 * c.gpuCount })),
+        pricedAt: new Date().toISOString(),
+      });
+    },
+    analyzePhase: (input) => {
+      calls.push({ name: 'analyzePhase', input });
+      return Promise.resolve(stubPacket(input.study, input.phase));
+    },
+    recordGateDecision: rec('recordGateDecision', { path: 'g', reportPath: 'r' }),
+    writeReport: rec('writeReport', { reportMd: 'r.md', reportHtml: 'r.html' }),
   };
   return { ...base, ...overrides };
+}
+
+/** A decision packet as the analysis activity returns it (recommendation and hash fixed). */
+export function stubPacket(study: string, phase: string): AnalyzePhaseOutput {
+  return {
+    packet: {
+      study,
+      phase,
+      generatedAt: new Date().toISOString(),
+      simulated: true,
+      runs: [],
+      comparisons: [],
+      confounds: [],
+      decision: {
+        rule: 'rule',
+        definition: 'definition',
+        perModel: [],
+        recommendation: { action: 'approve', basis: 'adds-data-point', text: 'stub' },
+      },
+      warnings: [],
+    },
+    packetSha256: 'a'.repeat(64),
+    jsonPath: `${study}/${phase}/decision-packet.json`,
+    mdPath: `${study}/${phase}/decision-packet.md`,
+    reportPath: `${study}/report.md`,
+  };
 }
 
 /** Runs `fn` with a worker on a fresh task queue, over the real dev server. */

@@ -485,9 +485,11 @@ export function createPodActivities(deps: PodActivityDeps) {
         ...(input.reasoningParser ? ['--reasoning-parser', input.reasoningParser] : []),
       ];
       // Only the run's GPUs on a shared server, numbered as nvidia-smi and NVML number them (CUDA's own order differs).
-      const gpuEnv = input.gpuIndices?.length
+      const gpuEnv: Record<string, string> = input.gpuIndices?.length
         ? { CUDA_DEVICE_ORDER: 'PCI_BUS_ID', CUDA_VISIBLE_DEVICES: input.gpuIndices.join(',') }
         : {};
+      // Sandbox only: how the simulated vLLM answers (part of the recorded command line, so a manifest shows it).
+      if (input.simulatedAnswers) gpuEnv.VLLM_SIM_ANSWERS = JSON.stringify(input.simulatedAnswers);
       // The exact command, environment that selects the GPUs included: recorded, and compared before reusing a server.
       const commandLine = `${envPrefix(gpuEnv)}${args.map(q).join(' ')}`;
       const startedAt = Date.now();

@@ -8,8 +8,8 @@ import {
   RunPodTimeoutError,
   classifyHttpError,
 } from './errors.js';
-import { ListPodsResponseSchema, PodSchema, ProblemSchema, V1ErrorSchema } from './schemas.js';
-import type { CreatePodRequest, Pod } from './schemas.js';
+import { GpuTypeSchema, ListPodsResponseSchema, PodSchema, ProblemSchema, V1ErrorSchema } from './schemas.js';
+import type { CreatePodRequest, GpuType, Pod } from './schemas.js';
 
 /** Per-call options. */
 export interface RunPodRequestOptions {
@@ -32,6 +32,8 @@ export interface RunPodApi {
   deletePod(podId: string, options?: RunPodRequestOptions): Promise<boolean>;
   findPodsByNamePrefix(prefix: string, options?: ListPodsOptions): Promise<Pod[]>;
   findPodByName(name: string, options?: ListPodsOptions): Promise<Pod | null>;
+  /** The catalog entry of one GPU type (`GET /catalog/gpus/{id}`), or null when RunPod does not know it. */
+  getGpuType(gpuTypeId: string, options?: RunPodRequestOptions): Promise<GpuType | null>;
 }
 
 export interface RunPodClientOptions {
@@ -104,6 +106,17 @@ export class RunPodClient implements RunPodApi {
     const path = `/pods/${encodeURIComponent(podId)}`;
     try {
       const res = await this.#request({ method: 'GET', path, schema: PodSchema, ...options });
+      return this.#required(res, 'GET', path);
+    } catch (err) {
+      if (err instanceof RunPodApiError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  async getGpuType(gpuTypeId: string, options: RunPodRequestOptions = {}): Promise<GpuType | null> {
+    const path = `/catalog/gpus/${encodeURIComponent(gpuTypeId)}`;
+    try {
+      const res = await this.#request({ method: 'GET', path, schema: GpuTypeSchema, ...options });
       return this.#required(res, 'GET', path);
     } catch (err) {
       if (err instanceof RunPodApiError && err.status === 404) return null;

@@ -61,6 +61,14 @@ export const PodSchema = z.looseObject({
 });
 export type Pod = z.infer<typeof PodSchema>;
 
+/** `GET /catalog/gpus/{id}`: only what the plan reads (prices are USD per hour for one GPU). */
+export const GpuTypeSchema = z.looseObject({
+  id: z.string(),
+  memory: z.number().nullish(),
+  price: z.looseObject({ secure: z.number().nullish(), community: z.number().nullish() }),
+});
+export type GpuType = z.infer<typeof GpuTypeSchema>;
+
 export const PaginationSchema = z.looseObject({
   nextCursor: z.string().nullish(),
   hasNextPage: z.boolean().nullish(),

@@ -1,0 +1,5 @@
+export { createAnalysisActivities, summarizePacket, GATE_DECISIONS_FILE } from './activities.js';
+export type { AnalysisActivityDeps } from './activities.js';
+export { AnalysisClient } from './client.js';
+export type { AnalysisApi, AnalysisClientOptions } from './client.js';
+export { DecisionPacketSchema, PacketOutputSchema, ReportOutputSchema, GateDecisionsFileSchema } from './schemas.js';
