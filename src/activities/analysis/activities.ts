@@ -106,7 +106,13 @@ export function createAnalysisActivities(deps: AnalysisActivityDeps) {
           phaseOrder: input.phaseOrder,
           datasetPath: isAbsolute(input.datasetPath) ? input.datasetPath : resolve(deps.projectRoot, input.datasetPath),
           runDirs: input.runSubdirs,
-          settings: input.settings,
+          // The statistics' settings; the gate's own (timeout, reminders) are the workflow's.
+          settings: {
+            decision: input.settings.decision,
+            bootstrap: input.settings.bootstrap,
+            variablesUnderStudy: input.settings.variablesUnderStudy,
+            crossPhase: input.settings.crossPhase,
+          },
           nextPhase: input.nextPhase,
           spend: input.spend,
           simulated: input.simulated,

@@ -34,7 +34,7 @@ export class AnalysisClient implements AnalysisApi {
     );
     const tail = stderr.trim().slice(-TAIL_CHARS);
     // Exit 2 is the analysis saying its input is unusable; anything else non-zero is a crash.
-    if (code === 2) throw new AnalysisInputError(`analysis ${args.command}: ${tail || 'input refused'}`);
+    if (code === 2) throw new AnalysisInputError(tail || `analysis ${args.command}: input refused`);
     if (code !== 0) throw new AnalysisFailedError(`analysis ${args.command} exited ${code ?? signal}`, tail);
     let parsed: unknown;
     try {
