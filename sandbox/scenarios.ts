@@ -166,6 +166,33 @@ const scenarios: Scenario[] = [
       }
     },
   },
+  // Trust boundaries: the pod is untrusted input. Both end in a clear non-retryable failure and the pod terminated.
+  {
+    name: 'host-key-swap',
+    description:
+      "right after the next pod's readiness check logs in, its sshd restarts with a new host key (another machine at " +
+      "the pod's address): the next SSH connection of the session fails with HostKeyMismatchError naming both " +
+      'fingerprints, nothing reconnects or retries, and the pod is terminated',
+    async apply(c) {
+      await c.injectRunPodFault({
+        type: 'pod',
+        effect: 'host-key-swap',
+        namePrefix: `${POD_PREFIX}--`,
+        count: 1,
+        afterLogins: 1,
+      });
+    },
+  },
+  {
+    name: 'hostile-pod',
+    description:
+      "the next pod is hostile: each harness run folder gets a file whose name holds a newline and '..', a symlink " +
+      'leak.json to /etc/passwd and a sparse 3 GiB big.bin: transferResults refuses them (unsafe name, symlink, ' +
+      'over the default TRANSFER_MAX_FILE_BYTES of 2 GiB) without writing anything outside the run folder, and the session fails',
+    async apply(c) {
+      await c.injectRunPodFault({ type: 'pod', effect: 'hostile-results', namePrefix: `${POD_PREFIX}--`, count: 1 });
+    },
+  },
   {
     name: 'pods-never-ready',
     description:

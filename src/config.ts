@@ -1,5 +1,8 @@
 import { z } from 'zod';
 
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
 /** The worker's and CLI's environment. Secrets live here and only here, never in workflow inputs. */
 export const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
@@ -35,6 +38,33 @@ export const EnvSchema = z.object({
     .int()
     .positive()
     .default(5 * 60_000),
+
+  /**
+   * What the worker brings home from a pod (untrusted: a community host, any image). Over a limit, a transfer fails
+   * with the file, its size and the setting to raise; a log is cut to its last TRANSFER_MAX_LOG_BYTES instead.
+   */
+  TRANSFER_MAX_FILE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * GiB),
+  TRANSFER_MAX_FILES_PER_RUN: z.coerce.number().int().positive().default(64),
+  TRANSFER_MAX_SESSION_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(20 * GiB),
+  /** JSON files the worker parses (environment.json, metrics.json). */
+  TRANSFER_MAX_JSON_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(8 * MiB),
+  TRANSFER_MAX_LOG_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * MiB),
 
   /** The embedded sandbox: emulated RunPod, local HF server, simulated vLLM. */
   SANDBOX: z.stringbool().default(false),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,20 @@ def normalise_source(func: str) -> str:
     return re.sub(r"\s+", " ", func).strip()
 
 
+def read_regular_file(path: Path) -> str:
+    """The text of a regular file; a directory, device or FIFO (`/dev/zero` never ends) raises OSError unread."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; it has no effect on a regular file.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return f.read().decode("utf-8")
+
+
 def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+        lines = read_regular_file(path).splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {what} {path}: {exc}") from exc
     rows: list[tuple[int, dict[str, Any]]] = []
     for lineno, line in enumerate(lines, start=1):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Dataset, Example, normalise_source
+from .dataset import Dataset, Example, normalise_source, read_regular_file
 
 PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ALLOWED_PLACEHOLDERS = frozenset({"func", "examples"})
@@ -24,8 +24,8 @@ def _leaks(text: str) -> list[str]:
 
 def load_template(path: Path, few_shot: bool) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_regular_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
         raise PromptError(f"cannot read prompt template {path}: {exc}") from exc
     leaks = _leaks(text)
     if leaks:

@@ -10,6 +10,10 @@ from typing import Any
 from . import SCHEMA_VERSION
 
 
+# CodeCarbon samples power no faster than this (MIN_MEASURE_POWER_SECS in src/shared/constants.ts: the same rule).
+MIN_MEASURE_POWER_SECS = 0.1
+
+
 class SpecError(ValueError):
     pass
 
@@ -77,16 +81,25 @@ def _int(obj: dict[str, Any], key: str, where: str, minimum: int) -> int:
     return int(value)
 
 
+def parse_codecarbon(cc: dict[str, Any]) -> CodecarbonSettings:
+    """The spec's `codecarbon` object (also checked by harness.check before a pod is rented)."""
+    tracking_mode = _get(cc, "trackingMode", str, "spec.codecarbon")
+    if tracking_mode not in ("machine", "process"):
+        raise SpecError(f"spec.codecarbon.trackingMode must be 'machine' or 'process', got {tracking_mode!r}")
+    return CodecarbonSettings(
+        country_iso_code=_get(cc, "countryIsoCode", str, "spec.codecarbon"),
+        measure_power_secs=_number(cc, "measurePowerSecs", "spec.codecarbon", MIN_MEASURE_POWER_SECS),
+        tracking_mode=tracking_mode,
+    )
+
+
 def parse_spec(raw: Any) -> Spec:
     if not isinstance(raw, dict):
         raise SpecError("spec must be a JSON object")
     if raw.get("schemaVersion") != SCHEMA_VERSION:
         raise SpecError(f"spec.schemaVersion must be {SCHEMA_VERSION}, got {raw.get('schemaVersion')!r}")
     sampling = _get(raw, "sampling", dict)
-    cc = _get(raw, "codecarbon", dict)
-    tracking_mode = _get(cc, "trackingMode", str, "spec.codecarbon")
-    if tracking_mode not in ("machine", "process"):
-        raise SpecError(f"spec.codecarbon.trackingMode must be 'machine' or 'process', got {tracking_mode!r}")
+    codecarbon = parse_codecarbon(_get(raw, "codecarbon", dict))
     few_shot = raw.get("fewShotPath")
     limit = raw.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -118,11 +131,7 @@ def parse_spec(raw: Any) -> Spec:
         ),
         concurrency=_int(raw, "concurrency", "spec", 1),
         thinking=_get(raw, "thinking", bool),
-        codecarbon=CodecarbonSettings(
-            country_iso_code=_get(cc, "countryIsoCode", str, "spec.codecarbon"),
-            measure_power_secs=_number(cc, "measurePowerSecs", "spec.codecarbon", 0.1),
-            tracking_mode=tracking_mode,
-        ),
+        codecarbon=codecarbon,
         baseline_seconds=_number(raw, "baselineSeconds", "spec", 0),
         request_timeout_s=_number(raw, "requestTimeoutS", "spec", 1),
         limit=limit,

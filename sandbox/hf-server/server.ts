@@ -62,6 +62,8 @@ export interface HfServer {
   setFaults(faults: readonly HfFault[]): void;
   /** The active faults with their remaining use counts. */
   faults(): readonly ActiveFault[];
+  /** The bearer token of the last request that carried one (tests check a token reached the Hub); null if none. */
+  lastBearerToken(): string | null;
   repoIds(): string[];
   /** The generated repo (built on first use); undefined for unknown ids. */
   getRepo(repoId: string): HfRepo | undefined;
@@ -93,6 +95,7 @@ export async function startHfServer(options: StartHfServerOptions = {}): Promise
 
   let active = activateFaults(options.faults ?? []);
   const requests: HfRequestLogEntry[] = [];
+  let lastBearerToken: string | null = null;
   const ctx: Ctx = { getRepo, faults: () => active, setFaults: (f) => (active = activateFaults(f)), requests };
 
   const server = createServer((req, res) => {
@@ -108,6 +111,8 @@ export async function startHfServer(options: StartHfServerOptions = {}): Promise
       aborted: false,
     };
     requests.push(entry);
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    if (bearer?.[1]) lastBearerToken = bearer[1];
     res.on('close', () => {
       entry.finishedAtMs = Date.now();
       entry.status = res.headersSent ? res.statusCode : null;
@@ -136,6 +141,7 @@ export async function startHfServer(options: StartHfServerOptions = {}): Promise
     requests,
     setFaults: ctx.setFaults,
     faults: () => active,
+    lastBearerToken: () => lastBearerToken,
     repoIds: () => [...specs.keys()],
     getRepo,
     close: () => closeServer(server),

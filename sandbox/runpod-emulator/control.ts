@@ -32,7 +32,20 @@ const RequestMatch = {
 };
 
 // ssh-drop: open SSH connections are cut (sshd keeps listening, detached processes keep running).
-export const PodFaultEffectSchema = z.enum(['no-ports', 'sshd-refuses', 'error', 'vanish', 'ssh-drop']);
+// host-key-swap: once the pod has accepted `afterLogins` SSH logins, its sshd restarts in place with a new host key
+// (another machine at the pod's address); open connections and detached processes keep running.
+// hostile-results: a hostile pod. Each harness run folder gets, as the run starts, a file whose name holds a newline
+// and `..`, a symlink `leak.json` to `linkTarget`, and a sparse `big.bin` of `oversizeBytes` (sandbox/runpod-emulator/
+// hostile.ts).
+export const PodFaultEffectSchema = z.enum([
+  'no-ports',
+  'sshd-refuses',
+  'error',
+  'vanish',
+  'ssh-drop',
+  'host-key-swap',
+  'hostile-results',
+]);
 export type PodFaultEffect = z.infer<typeof PodFaultEffectSchema>;
 
 export const FaultSchema = z.discriminatedUnion('type', [
@@ -81,6 +94,16 @@ export const FaultSchema = z.discriminatedUnion('type', [
     namePrefix: z.string().optional(),
     count: z.number().int().min(1).default(1),
     afterMs: z.number().int().min(0).default(0),
+    /** host-key-swap: logins the pod accepts with its first key (1: the readiness check's). */
+    afterLogins: z.number().int().min(0).default(1),
+    /** hostile-results: what the planted symlink points to (a file of the worker's machine, in the sandbox). */
+    linkTarget: z.string().min(1).default('/etc/passwd'),
+    /** hostile-results: apparent size of the planted sparse file, in bytes (default TRANSFER_MAX_FILE_BYTES is 2 GiB). */
+    oversizeBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(3 * 2 ** 30),
   }),
   // Extra SSH-session environment for pods created from now on (e.g. simulated-vLLM knobs such as
   // VLLM_SIM_FAULT); an empty value removes the variable.

@@ -2,6 +2,7 @@
 // terminated pod's processes die with it (as a container's would).
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { access, chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
@@ -32,6 +33,8 @@ export interface SshdStartInput {
   authorizedKeys: string;
   /** Session environment, in precedence order (a later duplicate wins). */
   env: [string, string][];
+  /** Listen on this port (a restart in place); default: a free loopback port. */
+  port?: number;
 }
 
 export interface SshdHandle {
@@ -42,6 +45,11 @@ export interface SshdHandle {
   child: ChildProcess;
   /** Resolves when the sshd listener has exited. */
   exited: Promise<void>;
+  /**
+   * Connection processes (pid -> start time) of an earlier listener this one replaced in place: they keep their
+   * connections, and die with this handle's stop.
+   */
+  inherited: Map<number, string>;
 }
 
 /** Paths inside a pod directory. */
@@ -89,6 +97,28 @@ export async function preparePodDir(opts: { dir: string; podId: string; sshKeyge
   const p = podPaths(opts.dir);
   await mkdir(p.workspace, { recursive: true });
   await mkdir(p.home, { recursive: true });
+  await newHostKey(opts);
+}
+
+/**
+ * The pod's host key fingerprint as `ssh-keygen -lf` prints it (`SHA256:` + unpadded base64 of the key blob), read
+ * from `<dir>/ssh_host_ed25519_key.pub`; null when there is none.
+ */
+export function hostKeySha256(dir: string): string | null {
+  let pub: string;
+  try {
+    pub = readFileSync(`${podPaths(dir).hostKey}.pub`, 'utf8');
+  } catch {
+    return null;
+  }
+  const blob = pub.trim().split(/\s+/)[1];
+  if (!blob) return null;
+  return `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Replaces the pod's ed25519 host key with a fresh one (a running sshd keeps the old one until restarted). */
+export async function newHostKey(opts: { dir: string; podId: string; sshKeygenPath: string }): Promise<void> {
+  const p = podPaths(opts.dir);
   await rm(p.hostKey, { force: true });
   await rm(`${p.hostKey}.pub`, { force: true });
   await execFileAsync(opts.sshKeygenPath, [
@@ -189,8 +219,8 @@ export class SshdManager {
     if (skipped.length > 0) this.#opts.log(`pod ${input.podId}: env not passed to SSH sessions: ${skipped.join(', ')}`);
     let lastError: unknown;
     // A free port can be taken between probing and sshd's bind; try a few.
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freeLoopbackPort();
+    for (let attempt = 0; attempt < (input.port === undefined ? 3 : 1); attempt++) {
+      const port = input.port ?? (await freeLoopbackPort());
       await writeFile(p.config, renderSshdConfig({ podId: input.podId, dir: input.dir, port, setEnvLine: line }));
       try {
         return await this.#spawn(input.podId, port, p.config, p.log);
@@ -202,6 +232,8 @@ export class SshdManager {
   }
 
   async #spawn(podId: string, port: number, configPath: string, logPath: string): Promise<SshdHandle> {
+    // The log is appended to across restarts (on the same port too): only what this start writes counts.
+    const logFrom = (await readFile(logPath, 'utf8').catch(() => '')).length;
     // Checked right before spawning: after stopAll() no new sshd may appear.
     if (this.#closed) throw new Error(`sshd for pod ${podId} not started: the emulator is closing`);
     const logFd = openSync(logPath, 'a');
@@ -222,7 +254,7 @@ export class SshdManager {
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
     const pid = child.pid;
     if (pid === undefined) throw await spawnError;
-    const handle: SshdHandle = { podId, pid, port, configPath, child, exited };
+    const handle: SshdHandle = { podId, pid, port, configPath, child, exited, inherited: new Map() };
     this.#live.add(handle);
     void exited.then(() => this.#live.delete(handle));
 
@@ -232,7 +264,7 @@ export class SshdManager {
     void exited.then(() => (done = true));
     while (Date.now() < deadline) {
       const log = await readFile(logPath, 'utf8').catch(() => '');
-      if (log.includes(marker)) return handle;
+      if (log.slice(logFrom).includes(marker)) return handle;
       if (done) break;
       await delayMs(20);
     }
@@ -248,6 +280,7 @@ export class SshdManager {
    */
   async stop(handle: SshdHandle): Promise<void> {
     const first = podProcessesSync(handle.pid, handle.podId);
+    for (const [pid, start] of handle.inherited) if (isAliveSame(pid, start)) first.set(pid, start);
     signalAll(first, 'SIGTERM');
     const deadline = Date.now() + this.#opts.stopGraceMs;
     while (Date.now() < deadline && [...first].some(([pid, start]) => isAliveSame(pid, start))) await delayMs(25);
@@ -269,8 +302,47 @@ export class SshdManager {
       const stat = Number.isInteger(pid) ? parseStat(readProc(pid, 'stat')) : null;
       if (stat && stat.ppid === handle.pid && stat.state !== 'Z') connections.set(pid, stat.start);
     }
+    // Connections an earlier listener accepted before a restart in place are this pod's too.
+    for (const [pid, start] of handle.inherited) if (isAliveSame(pid, start)) connections.set(pid, start);
     signalAll(connections, 'SIGKILL');
     return connections.size;
+  }
+
+  /**
+   * Restarts the pod's sshd listener in place, on the same port, with what `input` and the pod directory hold now
+   * (a new host key, a new session environment). Open connections and detached pod processes keep running, as with
+   * `kill -TERM` of a real sshd's listener and a fresh start; they die with the new handle's stop.
+   */
+  async restart(handle: SshdHandle, input: SshdStartInput): Promise<SshdHandle> {
+    const inherited = new Map(handle.inherited);
+    for (const name of safeReaddir('/proc')) {
+      const pid = Number(name);
+      const stat = Number.isInteger(pid) ? parseStat(readProc(pid, 'stat')) : null;
+      if (stat && stat.ppid === handle.pid && stat.state !== 'Z') inherited.set(pid, stat.start);
+    }
+    // The listener alone: sshd exits on SIGTERM without touching its connection processes.
+    try {
+      process.kill(handle.pid, 'SIGTERM');
+    } catch {
+      // Already gone.
+    }
+    await Promise.race([handle.exited, delayMs(this.#opts.stopGraceMs)]);
+    try {
+      process.kill(handle.pid, 'SIGKILL');
+    } catch {
+      // Exited on SIGTERM.
+    }
+    await handle.exited;
+    this.#live.delete(handle);
+    const next = await this.start({ ...input, port: handle.port });
+    for (const [pid, start] of inherited) next.inherited.set(pid, start);
+    return next;
+  }
+
+  /** How many logins (accepted public keys) the pod's sshd has logged, over all its restarts. */
+  async acceptedLogins(dir: string): Promise<number> {
+    const log = await readFile(podPaths(dir).log, 'utf8').catch(() => '');
+    return log.split('\n').filter((l) => l.includes('Accepted publickey')).length;
   }
 
   /** Stops every sshd and refuses to start new ones. */

@@ -5,8 +5,9 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CapacityCell, CapacityModel, Cloud } from './catalog.js';
 import type { ParsedFault, PodFaultEffect } from './control.js';
+import { hostileBinDir, writeHostileShim, type HostileResultsSettings } from './hostile.js';
 import { ProblemError, noCapacity, notFound, validationFailed } from './problems.js';
-import { podPaths, preparePodDir } from './sshd.js';
+import { hostKeySha256, newHostKey, podPaths, preparePodDir } from './sshd.js';
 import type { SshdHandle, SshdManager } from './sshd.js';
 import {
   checkCreateCrossFields,
@@ -130,6 +131,10 @@ interface PodRecord {
   dir: string;
   authorizedKeys: string;
   faults: { noPorts: boolean; sshdRefuses: boolean };
+  /** Set by the 'hostile-results' fault: the pod's PATH starts with the planting shim. */
+  hostile: HostileResultsSettings | null;
+  /** Host key swaps done by the 'host-key-swap' fault. */
+  hostKeySwaps: number;
   /** Timeline timers, cancelled by any interruption (stop, restart, error, delete). */
   timers: Set<NodeJS.Timeout>;
   /** Fault timers (error/vanish after N ms), cancelled only on delete. */
@@ -186,7 +191,11 @@ export interface PodInternals {
   dataCenterId: string;
   cloud: Cloud;
   costPerHr: number;
-  faults: { noPorts: boolean; sshdRefuses: boolean };
+  faults: { noPorts: boolean; sshdRefuses: boolean; hostileResults: boolean };
+  /** The fingerprint of the host key the pod's sshd presents (`SHA256:...`, as `ssh-keygen -lf` prints it). */
+  hostKeySha256: string | null;
+  /** How often the 'host-key-swap' fault replaced the pod's host key (and restarted its sshd with it). */
+  hostKeySwaps: number;
   createdAt: string;
   /** The pod-scoped key its sessions see as RUNPOD_API_KEY. */
   podApiKey: string;
@@ -200,7 +209,7 @@ export interface FaultsSnapshot {
   forbiddenKeys: string[];
   restrictedGpuTypes: string[];
   staleCatalog: boolean;
-  podRules: { effect: PodFaultEffect; namePrefix?: string; remaining: number; afterMs: number }[];
+  podRules: ({ effect: PodFaultEffect; namePrefix?: string; remaining: number } & PodFaultParams)[];
 }
 
 export interface CallRecord {
@@ -381,6 +390,8 @@ export class EmulatorState {
       dir,
       authorizedKeys: env.PUBLIC_KEY ?? '',
       faults: { noPorts: false, sshdRefuses: false },
+      hostile: null,
+      hostKeySwaps: 0,
       timers: new Set(),
       faultTimers: new Set(),
       generation: 0,
@@ -676,14 +687,14 @@ export class EmulatorState {
               effect: fault.effect,
               namePrefix: fault.namePrefix,
               remaining: fault.count,
-              afterMs: fault.afterMs,
+              ...podFaultParams(fault),
             }),
           );
           return;
         }
         const pod = this.#pods.get(fault.podId);
         if (!pod) throw new Error(`no pod ${fault.podId}`);
-        this.#applyPodFault(pod, fault.effect, fault.afterMs);
+        this.#applyPodFault(pod, fault.effect, podFaultParams(fault));
         return;
       }
     }
@@ -748,7 +759,9 @@ export class EmulatorState {
         dataCenterId: p.dataCenterId,
         cloud: p.cloud,
         costPerHr: p.costPerHr,
-        faults: { ...p.faults },
+        faults: { ...p.faults, hostileResults: p.hostile !== null },
+        hostKeySha256: hostKeySha256(p.dir),
+        hostKeySwaps: p.hostKeySwaps,
         createdAt: new Date(p.createdAtMs).toISOString(),
         podApiKey: p.apiKey,
       }));
@@ -904,7 +917,9 @@ export class EmulatorState {
 
   /** Session environment for sshd's SetEnv, lowest precedence first. */
   #sessionEnv(pod: PodRecord): [string, string][] {
-    const path = [this.#o.podPathPrefix, '/usr/local/bin:/usr/bin:/bin'].filter((s) => s !== '').join(':');
+    const path = [pod.hostile ? hostileBinDir(pod.dir) : '', this.#o.podPathPrefix, '/usr/local/bin:/usr/bin:/bin']
+      .filter((s) => s !== '')
+      .join(':');
     return [
       ...Object.entries({ ...this.#o.podEnv, ...this.#extraPodEnv }).filter(([, v]) => v !== ''),
       ...Object.entries(pod.env),
@@ -978,14 +993,40 @@ export class EmulatorState {
     for (const rule of this.#faults.podRules) {
       if (rule.remaining <= 0 || (rule.namePrefix !== undefined && !pod.name.startsWith(rule.namePrefix))) continue;
       rule.remaining--;
-      this.#applyPodFault(pod, rule.effect, rule.afterMs);
+      this.#applyPodFault(pod, rule.effect, rule);
     }
     this.#faults.podRules = this.#faults.podRules.filter((r) => r.remaining > 0);
   }
 
-  #applyPodFault(pod: PodRecord, effect: PodFaultEffect, afterMs: number): void {
+  #applyPodFault(pod: PodRecord, effect: PodFaultEffect, params: PodFaultParams): void {
+    const { afterMs } = params;
     this.#o.log(`fault: pod ${pod.id} ${effect}${afterMs > 0 ? ` after ${afterMs} ms` : ''}`);
     switch (effect) {
+      case 'hostile-results':
+        pod.hostile = { linkTarget: params.linkTarget, oversizeBytes: params.oversizeBytes };
+        writeHostileShim(pod.dir, pod.hostile);
+        // A running sshd got its session PATH at start: restart it in place so new sessions see the shim.
+        if (pod.sshd) this.#restartSshd(pod, 'hostile PATH').catch(() => undefined);
+        return;
+      case 'host-key-swap': {
+        // Waits on the pod's own sshd log (logins accepted), so the swap lands right after the readiness check.
+        const poll = async (): Promise<void> => {
+          if (this.#pods.get(pod.id) !== pod || this.#closed) return;
+          const logins = pod.sshd ? await this.#o.sshd.acceptedLogins(pod.dir) : -1;
+          if (pod.sshd && logins >= params.afterLogins) {
+            await newHostKey({ dir: pod.dir, podId: pod.id, sshKeygenPath: this.#o.sshKeygenPath });
+            if (await this.#restartSshd(pod, 'new host key')) pod.hostKeySwaps++;
+            return;
+          }
+          const timer = setTimeout(() => {
+            pod.faultTimers.delete(timer);
+            poll().catch((err: unknown) => this.#o.log(`pod ${pod.id}: host key swap failed: ${String(err)}`));
+          }, 50);
+          pod.faultTimers.add(timer);
+        };
+        poll().catch((err: unknown) => this.#o.log(`pod ${pod.id}: host key swap failed: ${String(err)}`));
+        return;
+      }
       case 'no-ports':
         pod.faults.noPorts = true;
         if (pod.published) {
@@ -1028,6 +1069,29 @@ export class EmulatorState {
         return;
       }
     }
+  }
+
+  /**
+   * Restarts the pod's sshd listener in place (same port; connections and pod processes live on) so it picks up the
+   * pod directory's host key and the current session environment. False when the pod moved on meanwhile.
+   */
+  async #restartSshd(pod: PodRecord, why: string): Promise<boolean> {
+    const old = pod.sshd;
+    if (!old) return false;
+    const gen = pod.generation;
+    const next = await this.#o.sshd.restart(old, {
+      podId: pod.id,
+      dir: pod.dir,
+      authorizedKeys: pod.faults.sshdRefuses ? '' : pod.authorizedKeys,
+      env: this.#sessionEnv(pod),
+    });
+    if (this.#stale(pod, gen) || pod.sshd !== old) {
+      await this.#o.sshd.stop(next);
+      return false;
+    }
+    pod.sshd = next;
+    this.#podLog(pod, 'system', `sshd restarted in place on 127.0.0.1:${next.port} (${why}; fault)`);
+    return true;
   }
 
   #podLog(pod: PodRecord, source: LogLine['source'], line: string): void {
@@ -1114,6 +1178,18 @@ export function actionsFor(status: PodStatus): ('start' | 'stop' | 'restart' | '
 function insufficientBalance(): ProblemError {
   // Title and detail UNCONFIRMED upstream.
   return new ProblemError(402, 'Insufficient balance.');
+}
+
+/** The knobs of a 'pod' fault that its effects read. */
+interface PodFaultParams {
+  afterMs: number;
+  afterLogins: number;
+  linkTarget: string;
+  oversizeBytes: number;
+}
+
+function podFaultParams(f: PodFaultParams): PodFaultParams {
+  return { afterMs: f.afterMs, afterLogins: f.afterLogins, linkTarget: f.linkTarget, oversizeBytes: f.oversizeBytes };
 }
 
 function emptyFaults(): FaultsSnapshot {

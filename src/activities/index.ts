@@ -4,6 +4,7 @@ import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
 import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
 import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
+import { createStudyActivities, type StudyActivityDeps } from './study/activities.js';
 import { withFailureConversion } from './failures.js';
 
 export type ActivityDeps = RunPodActivityDeps &
@@ -11,7 +12,8 @@ export type ActivityDeps = RunPodActivityDeps &
   ResultsActivityDeps &
   ReaperActivityDeps &
   HubActivityDeps &
-  AnalysisActivityDeps;
+  AnalysisActivityDeps &
+  StudyActivityDeps;
 
 /** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
 export function createActivities(deps: ActivityDeps) {
@@ -22,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReaperActivities(deps),
     ...createHubActivities(deps),
     ...createAnalysisActivities(deps),
+    ...createStudyActivities(deps),
   });
 }
 

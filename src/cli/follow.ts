@@ -128,6 +128,9 @@ export async function followStudy(opts: {
         if (study.phaseState === 'waiting-at-gate') return 'at-gate';
         if (phase?.waitingForBudget) {
           print(`over budget before ${phase.waitingForBudget.model}: ${phase.waitingForBudget.reason}`);
+          // A raise that failed validation changed nothing: say why, where the sender looks next.
+          const ignored = phase.ignored?.at(-1);
+          if (ignored) print(`ignored a ${ignored.signal} signal at ${ignored.at}: ${ignored.error}`);
           return 'waiting-for-budget';
         }
       }

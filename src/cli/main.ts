@@ -1,7 +1,6 @@
 // The researcher's entry point: start a phase, follow it, decide at gates, manage the sandbox.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   Client,
   Connection,
@@ -16,12 +15,24 @@ import { ReportOutputSchema } from '../activities/analysis/schemas.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { BudgetRaise, GateDecision, GateRecord, GateStatus, StudyProgress } from '../shared/types.js';
+import type { GateDecision, GateRecord, GateStatus, StudyProgress } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import { ensureSandbox, sandboxWorkerEnv, stopSandbox } from '../../sandbox/services.js';
+import {
+  checkSandboxMatch,
+  EXIT,
+  parseGateArgs,
+  parseImportArgs,
+  parseReaperArgs,
+  parseSandboxArgs,
+  parseStartArgs,
+  parseStudyArgs,
+  UsageError,
+} from './args.js';
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { followStudy } from './follow.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
+import { raiseBudgetSignal } from '../workflows/messages.js';
 
 const ROOT = process.cwd();
 const USAGE = `Usage:
@@ -34,12 +45,12 @@ const USAGE = `Usage:
   npm run import -- <folder or files...> --study rq1 --phase <phase> --model <repo id> --prompt <name>
                     [--id-column C | --line-column C] [--label-column C] [--prediction-column C]
   npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
-  npm run sandbox -- <up|down>`;
+  npm run sandbox -- <up|down>
+Every command checks its arguments before it contacts anything. Exit codes: 0 done, 1 the study failed (or an
+unexpected error), 2 a bad invocation, configuration or study file, or no such study.`;
 
 /** In the sandbox the reaper runs every few minutes with a short grace period. */
 const SANDBOX_REAPER = { everyMinutes: 5, input: { graceMs: 2 * 60_000, dryRun: false } };
-
-class UsageError extends Error {}
 
 /** `studies/rq1.yaml` + --sandbox -> `studies/rq1.sandbox.yaml` when that overlay exists. */
 function studyFile(path: string, sandbox: boolean): string {
@@ -95,25 +106,17 @@ function budgetHelp(studyName: string, sandbox: boolean): string {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      study: { type: 'string', default: 'studies/rq1.yaml' },
-      sandbox: { type: 'boolean', default: false },
-      detach: { type: 'boolean', default: false },
-    },
-  });
-  const phaseId = positionals[0];
-  if (!phaseId) throw new UsageError('which phase? e.g. `npm run start-workflow -- phase2a --sandbox`');
-  // A real run needs the RunPod key: say so before anything else is checked or started.
-  if (!values.sandbox) loadConfig(process.env, ROOT);
-  const file = studyFile(values.study, values.sandbox);
+  const values = parseStartArgs(args);
+  const { phaseId } = values;
+  const file = studyFile(values.studyPath, values.sandbox);
   const study = loadStudyFile(file);
-  checkStudyFiles(study, ROOT, file);
   if (!study.phases.some((p) => p.id === phaseId)) {
     throw new UsageError(`${file} has no phase ${phaseId} (it has ${study.phases.map((p) => p.id).join(', ')})`);
   }
+  checkSandboxMatch({ file, simulated: study.simulated, sandbox: values.sandbox });
+  // A real run needs the RunPod key: say so before the study's files are checked or anything is started.
+  if (!values.sandbox) loadConfig(process.env, ROOT);
+  checkStudyFiles(study, ROOT, file);
   if (values.sandbox) await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) });
   const { client, uiUrl } = await connect(values.sandbox);
   if (values.sandbox) await installReaperSchedule(client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
@@ -169,50 +172,22 @@ async function start(args: string[]): Promise<number> {
 }
 
 async function gate(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      study: { type: 'string', default: 'rq1' },
-      sandbox: { type: 'boolean', default: false },
-      by: { type: 'string', default: process.env.USER ?? '' },
-      reason: { type: 'string' },
-      note: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      'phase-usd': { type: 'string' },
-      'study-usd': { type: 'string' },
-    },
-  });
-  const decision = positionals[0];
-  if (!['approve', 'skip', 'stop', 'budget', 'status'].includes(decision ?? '')) {
-    throw new UsageError('gate takes status, approve, skip, stop or budget');
-  }
-  const studyName = studyNameFor(values.study, values.sandbox);
-  const { client } = await connect(values.sandbox);
+  // Every argument is checked before connecting: a bad call never reaches Temporal.
+  const parsed = parseGateArgs(args, process.env);
+  const studyName = studyNameFor(parsed.study, parsed.sandbox);
+  const { client } = await connect(parsed.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
-  if (decision === 'status') {
+  if (parsed.action === 'status') {
     const g = await handle.query<GateStatus>('gateStatus');
-    console.log(values.json ? JSON.stringify(g, null, 2) : formatGateStatus(g).join('\n'));
+    console.log(parsed.json ? JSON.stringify(g, null, 2) : formatGateStatus(g).join('\n'));
     return 0;
   }
   const p = await handle.query<StudyProgress>('studyProgress');
-  if (decision === 'budget') {
-    const amount = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-    const raise: BudgetRaise = { by: values.by };
-    const phaseUsd = amount(values['phase-usd']);
-    const studyUsd = amount(values['study-usd']);
-    if (phaseUsd !== undefined) raise.phaseUsd = phaseUsd;
-    if (studyUsd !== undefined) raise.studyUsd = studyUsd;
-    if (
-      [phaseUsd, studyUsd].every((v) => v === undefined) ||
-      [phaseUsd, studyUsd].some((v) => v !== undefined && !(v > 0))
-    ) {
-      throw new UsageError('budget takes --phase-usd and/or --study-usd with positive amounts');
-    }
+  if (parsed.action === 'budget') {
     if (!p.phaseWorkflowId || p.phaseState !== 'running')
       throw new UsageError(`study ${studyName} has no running phase`);
-    await client.workflow.getHandle(p.phaseWorkflowId).signal('raiseBudget', raise);
-    console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(raise)}`);
+    await client.workflow.getHandle(p.phaseWorkflowId).signal(raiseBudgetSignal, parsed.raise);
+    console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(parsed.raise)}`);
     return 0;
   }
   const g = await handle.query<GateStatus>('gateStatus');
@@ -221,12 +196,11 @@ async function gate(args: string[]): Promise<number> {
       `study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`,
     );
   }
-  const reason = values.reason ?? values.note;
   const request: GateDecision = {
     gate: g.nextPhase,
-    decision: decision as GateDecision['decision'],
-    by: values.by,
-    ...(reason ? { reason } : {}),
+    decision: parsed.action,
+    by: parsed.by,
+    ...(parsed.reason ? { reason: parsed.reason } : {}),
     // The packet this person is deciding on: a packet regenerated meanwhile makes the Update refuse.
     ...(g.packetSha256 ? { packetSha256: g.packetSha256 } : {}),
   };
@@ -254,10 +228,7 @@ async function gate(args: string[]): Promise<number> {
 
 /** `report`: regenerate results/<study>/report.{md,html} from the results folder alone (no Temporal, no network). */
 async function report(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { study: { type: 'string', default: 'rq1' }, sandbox: { type: 'boolean', default: false } },
-  });
+  const values = parseStudyArgs('report', args);
   const studyName = studyNameFor(values.study, values.sandbox);
   const config = loadConfig({ ...process.env, ...(values.sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
     requireRunPodKey: false,
@@ -278,24 +249,7 @@ async function report(args: string[]): Promise<number> {
 
 /** `import`: bring runs made elsewhere into the results folder (the study file gives the dataset). */
 async function importRuns(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      study: { type: 'string', default: 'rq1' },
-      'study-file': { type: 'string' },
-      phase: { type: 'string' },
-      model: { type: 'string' },
-      prompt: { type: 'string' },
-      'id-column': { type: 'string' },
-      'line-column': { type: 'string' },
-      'label-column': { type: 'string' },
-      'prediction-column': { type: 'string' },
-    },
-  });
-  if (!positionals.length)
-    throw new UsageError('import needs a folder or files (predictions, emissions.csv, metadata)');
-  if (!values.phase) throw new UsageError('import needs --phase (e.g. phase1)');
+  const { values, positionals } = parseImportArgs(args);
   const file = values['study-file'] ?? `studies/${values.study}.yaml`;
   if (!existsSync(resolve(ROOT, file))) throw new UsageError(`no study file ${file}; pass --study-file`);
   const study = loadStudyFile(file);
@@ -331,10 +285,7 @@ function analysisClient(python: string): AnalysisClient {
 }
 
 async function status(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { study: { type: 'string', default: 'rq1' }, sandbox: { type: 'boolean', default: false } },
-  });
+  const values = parseStudyArgs('status', args);
   const studyName = studyNameFor(values.study, values.sandbox);
   const { client } = await connect(values.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
@@ -349,7 +300,8 @@ async function status(args: string[]): Promise<number> {
 
 async function sandbox(args: string[]): Promise<number> {
   const log = (l: string) => console.log(`sandbox: ${l}`);
-  if (args[0] === 'up') {
+  const action = parseSandboxArgs(args);
+  if (action === 'up') {
     const s = await ensureSandbox({ rootDir: ROOT, log });
     await installReaperSchedule((await connect(true)).client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
     console.log(
@@ -357,20 +309,18 @@ async function sandbox(args: string[]): Promise<number> {
     );
     return 0;
   }
-  if (args[0] === 'down') {
-    await stopSandbox({ rootDir: ROOT, log });
-    return 0;
-  }
-  throw new UsageError('sandbox takes up or down');
+  await stopSandbox({ rootDir: ROOT, log });
+  return 0;
 }
 
-async function reaper(args: string[]): Promise<number> {
+async function reaper(argv: string[]): Promise<number> {
+  const args = parseReaperArgs(argv);
   let env = process.env;
-  if (args.includes('--sandbox')) {
+  if (args.sandbox) {
     const s = await ensureSandbox({ rootDir: ROOT });
     env = { ...process.env, ...sandboxWorkerEnv(s.paths, s.info) };
   }
-  return reaperCommand(args, loadConfig(env, ROOT));
+  return reaperCommand({ args, config: loadConfig(env, ROOT) });
 }
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
@@ -388,14 +338,18 @@ async function main(argv: string[]): Promise<number> {
   const run = commands[command];
   if (!run) {
     console.error(USAGE);
-    return 2;
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(USAGE);
+    return EXIT.ok;
   }
   try {
     return await run(rest);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       console.error(`error: no such study workflow (${err.workflowId}); start one with npm run start-workflow`);
-      return 2;
+      return EXIT.usage;
     }
     if (
       err instanceof UsageError ||
@@ -404,9 +358,13 @@ async function main(argv: string[]): Promise<number> {
       err instanceof AnalysisInputError
     ) {
       console.error(`error: ${err.message}`);
-      return 2;
+      return EXIT.usage;
     }
-    throw err;
+    // Anything else is not the caller's mistake: still one line, the stack only on request.
+    console.error(`error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+    if (process.env.DEBUG) console.error(err);
+    else console.error('(set DEBUG=1 for the stack trace)');
+    return EXIT.failed;
   }
 }
 

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import { temporalWorkflowStatus } from '../activities/reaper/client.js';
 import { formatDecision, reapOrphanPods } from '../activities/reaper/reaper.js';
@@ -6,6 +5,7 @@ import { RunPodClient } from '../activities/runpod/client.js';
 import type { Env } from '../config.js';
 import { REAPER_SCHEDULE_ID } from '../shared/constants.js';
 import type { ReapOrphanPodsInput } from '../shared/types.js';
+import type { ReaperArgs } from './args.js';
 
 /** Creates (or updates) the Schedule that runs reaperWorkflow every `everyMinutes`. */
 export async function installReaperSchedule(
@@ -35,27 +35,15 @@ export async function installReaperSchedule(
   }
 }
 
-/** `npm run reaper -- [--dry-run] [--grace-minutes N] [--install-schedule [--every-minutes N]]` */
-export async function reaperCommand(args: string[], config: Env): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'dry-run': { type: 'boolean', default: false },
-      'grace-minutes': { type: 'string', default: '15' },
-      'install-schedule': { type: 'boolean', default: false },
-      'every-minutes': { type: 'string', default: '10' },
-      sandbox: { type: 'boolean', default: false },
-    },
-  });
-  const graceMinutes = Number(values['grace-minutes']);
-  const everyMinutes = Number(values['every-minutes']);
-  if (!(graceMinutes >= 0) || !(everyMinutes > 0)) throw new Error('--grace-minutes and --every-minutes take numbers');
-  const input: ReapOrphanPodsInput = { graceMs: graceMinutes * 60_000, dryRun: values['dry-run'] };
+/** `npm run reaper -- [--dry-run] [--grace-minutes N] [--install-schedule [--every-minutes N]]`, arguments checked. */
+export async function reaperCommand({ args, config }: { args: ReaperArgs; config: Env }): Promise<number> {
+  const { graceMinutes, everyMinutes } = args;
+  const input: ReapOrphanPodsInput = { graceMs: graceMinutes * 60_000, dryRun: args.dryRun };
   const client = new Client({
     connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
     namespace: config.TEMPORAL_NAMESPACE,
   });
-  if (values['install-schedule']) {
+  if (args.installSchedule) {
     const how = await installReaperSchedule(client, { taskQueue: config.TASK_QUEUE, everyMinutes, input });
     console.log(
       `${how} schedule ${REAPER_SCHEDULE_ID}: reaperWorkflow every ${everyMinutes} min (grace ${graceMinutes} min${input.dryRun ? ', dry run' : ''})`,

@@ -47,3 +47,22 @@ export function modelSlug(repoId: string): string {
   const last = repoId.split('/').pop() ?? repoId;
   return last.replace(/[^A-Za-z0-9._-]/g, '_');
 }
+
+/**
+ * How often a long pod-side step that has nothing else to poll (model verification) touches the watchdog's heartbeat
+ * file. The other steps touch on every poll (POD_POLL_INTERVAL_MS, 5 s by default), so this is the longest gap
+ * between touches while a step runs; a watchdog `staleAfterMs` must be longer.
+ */
+export const WATCHDOG_TOUCH_INTERVAL_MS = 10_000;
+
+/** The pod harness refuses a CodeCarbon `measurePowerSecs` below this (`MIN_MEASURE_POWER_SECS` in pod/harness/spec.py). */
+export const MIN_MEASURE_POWER_SECS = 0.1;
+
+/** Largest study file (and each file it `extends`): a workflow input must stay far below gRPC's 4 MB message limit. */
+export const MAX_STUDY_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Characters a pod workspace path may hold: `workspaceProbe` (src/activities/pod/remote.ts) keeps only these, so a
+ * path with any other character would silently name another directory.
+ */
+export const WORKSPACE_PATH_RE = /^\/[A-Za-z0-9/._-]*$/;

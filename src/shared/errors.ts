@@ -15,6 +15,8 @@ export const ErrorTypes = {
   ReservationFailed: 'ReservationFailedError',
   // Pod over SSH (src/activities/pod/errors.ts)
   Ssh: 'SshError',
+  /** The pod's SSH host key is not the pinned one (or nothing was pinned): never retried. */
+  HostKeyMismatch: 'HostKeyMismatchError',
   RemoteCommand: 'RemoteCommandError',
   DownloadFailed: 'DownloadFailedError',
   DownloadVerification: 'DownloadVerificationError',
@@ -22,6 +24,10 @@ export const ErrorTypes = {
   VllmStartFailed: 'VllmStartFailedError',
   HarnessContract: 'HarnessContractError',
   TransferChecksum: 'TransferChecksumError',
+  /** A pod file refused: an unsafe name, a symlink or special file (the pod is untrusted). */
+  UnsafePodFile: 'UnsafePodFileError',
+  /** A pod file or run over the worker's transfer limits (TRANSFER_MAX_* settings). */
+  TransferLimit: 'TransferLimitError',
   /** vLLM died or stopped answering under a run; the workflow restarts it (src/activities/pod/errors.ts). */
   ModelServerGone: 'ModelServerGoneError',
   /** A harness run ended unfinished (died, failed, energy not recorded); the workflow applies the study's policy. */
@@ -36,6 +42,11 @@ export const ErrorTypes = {
   AnalysisInput: 'AnalysisInputError',
   /** The analysis crashed or printed something that is not its contract: retryable (a full disk, a killed process). */
   AnalysisFailed: 'AnalysisFailedError',
+  // Study input (src/study/load.ts, src/study/validate.ts, src/activities/study)
+  /** The study, its files or a workflow's input is refused: a person must fix the study file. */
+  StudyInvalid: 'StudyInvalidError',
+  /** The harness's input check crashed on the worker (src/activities/study): retryable. */
+  HarnessCheckFailed: 'HarnessCheckFailedError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -48,10 +59,16 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.PodGone,
   ErrorTypes.ModelDoesNotFit,
   ErrorTypes.HarnessContract,
+  // Another machine (or someone in between) at the pod's address: retrying would talk to it again.
+  ErrorTypes.HostKeyMismatch,
+  // A hostile or runaway pod: the same listing comes back on every retry.
+  ErrorTypes.UnsafePodFile,
+  ErrorTypes.TransferLimit,
   // Handled by the workflow (restart vLLM, then the interruption policy), never by retrying the same run.
   ErrorTypes.ModelServerGone,
   ErrorTypes.RunInterrupted,
   ErrorTypes.HarnessInput,
   ErrorTypes.HubNotFound,
   ErrorTypes.AnalysisInput,
+  ErrorTypes.StudyInvalid,
 ];

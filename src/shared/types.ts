@@ -19,6 +19,11 @@ export interface SshTarget {
   host: string;
   port: number;
   username: string;
+  /**
+   * The host key the server must present, OpenSSH style (`SHA256:` + base64 without padding, what `ssh-keygen -lf`
+   * prints). A rented pod's is pinned by waitForPodReady; the team's server's comes from the study file. Not secret.
+   */
+  hostKeySha256?: string;
 }
 
 /** A reached pod: SSH target plus its volume directory. */
@@ -265,6 +270,8 @@ export interface TransferResultsInput {
   remoteDir: string;
   /** Relative to the worker's results root: `<study>/<phase>/<model>/<prompt>/<runId>`. */
   resultsSubdir: string;
+  /** Bytes this session has already brought home (earlier runs' files), counted against TRANSFER_MAX_SESSION_BYTES. */
+  sessionBytesSoFar?: number;
 }
 export interface TransferResultsOutput {
   files: { name: string; bytes: number; sha256: string }[];
@@ -283,6 +290,14 @@ export interface CollectLogsInput {
   endpoint: PodEndpoint;
   /** Relative to the worker's results root. */
   resultsSubdir: string;
+  /** Bytes this session has already brought home, counted against TRANSFER_MAX_SESSION_BYTES. */
+  sessionBytesSoFar?: number;
+}
+export interface CollectLogsOutput {
+  /** Local names of the logs brought home (`vllm__vllm.log`, `models__<model>.download.log`). */
+  collected: string[];
+  /** Logs skipped or cut to their last bytes, and why. */
+  notes: string[];
 }
 
 export interface RunManifest {
@@ -304,6 +319,8 @@ export interface RunManifest {
     cloud: string | null;
     image: string | null;
     costPerHr: number;
+    /** The SSH host key every connection of the session was checked against (pinned at readiness, or configured). */
+    hostKeySha256?: string | null;
   };
   candidatesTried: CandidateAttempt[];
   vllm: VllmSettings & { tensorParallelSize: number; reportedVersion: string; commandLine: string; loadTimeMs: number };
@@ -604,6 +621,8 @@ export interface PhaseProgress {
   budget: { phaseUsd: number | null; studyUsd: number | null; sessionEstimateUsd: number };
   waitingForBudget: { model: string; needUsd: number; reason: string; since: string } | null;
   lockedGpuTypeId: string | null;
+  /** Signals that failed validation and changed nothing (the latest few). */
+  ignored: { at: string; signal: string; error: string }[];
 }
 
 export interface PodSessionInput {
@@ -651,6 +670,8 @@ export interface PodSessionProgress {
   costPerHr: number;
   podCreatedAt: string | null;
   podTerminatedAt: string | null;
+  /** The pod's pinned SSH host key (`SHA256:...`), once it is known. */
+  hostKeySha256?: string | null;
   runsDone: number;
   runsTotal: number;
   error: string | null;
@@ -689,4 +710,16 @@ export interface ReapOrphanPodsOutput {
   checkedAt: string;
   dryRun: boolean;
   decisions: ReapDecision[];
+}
+
+/** checkStudyInputs (src/activities/study): the study's local files, checked before anything is reserved. */
+export interface CheckStudyInputsInput {
+  study: Study;
+}
+export interface CheckStudyInputsOutput {
+  /** The checked files, as the study names them. */
+  files: string[];
+  /** Unique samples in the dataset, and repeated rows (the first copy counts). */
+  samples: number;
+  duplicates: number;
 }

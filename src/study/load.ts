@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument, YAMLError } from 'yaml';
+import { MAX_STUDY_FILE_BYTES } from '../shared/constants.js';
+import { resolveStudyFiles } from './files.js';
 import { StudySchema, type Study } from './schema.js';
 
 /** A study file that cannot be used; the message names each field and its problem. */
@@ -39,12 +41,58 @@ export function mergeOverlay(base: unknown, overlay: unknown): unknown {
   return overlay;
 }
 
+/**
+ * A study file's text: a regular file of at most `maxFileBytes`, checked on the opened descriptor before anything is
+ * read (`/dev/zero` or a FIFO is refused unread; a file growing while read is cut off and refused).
+ */
+function readCapped(file: string, maxFileBytes = MAX_STUDY_FILE_BYTES): string {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it has no effect on a regular file.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StudyInvalidError(file, [code === 'ENOENT' ? 'file not found' : `cannot open (${code ?? 'error'})`]);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new StudyInvalidError(file, ['not a regular file']);
+    if (st.size > maxFileBytes) {
+      throw new StudyInvalidError(file, [`${st.size} bytes, over the limit of ${maxFileBytes} bytes for a study file`]);
+    }
+    const buf = Buffer.alloc(maxFileBytes + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    if (n > maxFileBytes)
+      throw new StudyInvalidError(file, [`over the limit of ${maxFileBytes} bytes for a study file`]);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The YAML library's messages quote the offending lines; an `extends:` to another file (a credentials file) would
+ * print its secrets. Keep only the kind of error and where it is.
+ */
+function yamlProblem(err: YAMLError): string {
+  const what = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '').split(': ')[0];
+  const at = err.linePos?.[0];
+  return `cannot read YAML: ${what ?? err.code}${at ? ` at line ${at.line}, column ${at.col}` : ''}`;
+}
+
 function readYaml(file: string): Plain {
+  const text = readCapped(file);
+  // logLevel silent: warnings would be printed to stderr with the offending line quoted.
+  const parsed = parseDocument(text, { logLevel: 'silent' });
+  const [first] = parsed.errors;
+  if (first) throw new StudyInvalidError(file, [yamlProblem(first)]);
   let doc: unknown;
   try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
+    doc = parsed.toJS();
   } catch (err) {
-    throw new StudyInvalidError(file, [`cannot read YAML: ${(err as Error).message}`]);
+    // Alias expansion past the library's limit (a "billion laughs" document) or a bad alias.
+    throw new StudyInvalidError(file, [`cannot read YAML: ${err instanceof YAMLError ? err.code : 'bad aliases'}`]);
   }
   if (!isPlain(doc)) throw new StudyInvalidError(file, ['the top level must be a mapping']);
   return doc;
@@ -73,20 +121,22 @@ export function parseStudy(doc: unknown, file = '<study>'): Study {
 
 /** Loads and validates a study file (with its `extends` chain). */
 export function loadStudyFile(file: string): Study {
-  const abs = resolve(file);
-  if (!existsSync(abs)) throw new StudyInvalidError(file, ['file not found']);
-  return parseStudy(readWithExtends(abs), file);
+  const doc = readWithExtends(resolve(file));
+  // Each file is capped; the merged study travels as a workflow input, so cap it too.
+  const bytes = Buffer.byteLength(JSON.stringify(doc));
+  if (bytes > MAX_STUDY_FILE_BYTES) {
+    throw new StudyInvalidError(file, [
+      `the merged study is ${bytes} bytes, over the limit of ${MAX_STUDY_FILE_BYTES}`,
+    ]);
+  }
+  return parseStudy(doc, file);
 }
 
-/** Every local file a study names, so a bad path fails before anything is reserved. */
+/**
+ * Every local file a study names, with the worker's rules (src/study/files.ts): inside the project after symlinks,
+ * a regular file. So a bad path fails before anything is reserved.
+ */
 export function checkStudyFiles(study: Study, rootDir: string, file = '<study>'): void {
-  const paths: [string, string][] = [['datasetPath', study.datasetPath]];
-  study.prompts.forEach((p, i) => {
-    paths.push([`prompts.${i}.templatePath`, p.templatePath]);
-    if (p.fewShotExamplesPath) paths.push([`prompts.${i}.fewShotExamplesPath`, p.fewShotExamplesPath]);
-  });
-  const missing = paths
-    .filter(([, p]) => !existsSync(isAbsolute(p) ? p : resolve(rootDir, p)))
-    .map(([field, p]) => `${field}: file not found: ${p}`);
-  if (missing.length) throw new StudyInvalidError(file, missing);
+  const { problems } = resolveStudyFiles({ study, projectRoot: rootDir });
+  if (problems.length) throw new StudyInvalidError(file, problems);
 }

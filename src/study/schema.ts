@@ -1,5 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import {
+  MIN_MEASURE_POWER_SECS,
+  modelSlug,
+  WATCHDOG_TOUCH_INTERVAL_MS,
+  WORKSPACE_PATH_RE,
+} from '../shared/constants.js';
 
 /**
  * The study file: phases, models, prompt strategies, where each phase runs and with which settings.
@@ -7,6 +13,26 @@ import { z } from 'zod';
  */
 
 const positiveInt = z.number().int().positive();
+const port = z.number().int().min(1).max(65535);
+const hasDotSegment = (p: string) => p.split('/').some((part) => part === '.' || part === '..');
+
+/** A pod-side directory: only the characters the workspace probe keeps, no `.`/`..` parts. */
+const workspacePath = z
+  .string()
+  .regex(WORKSPACE_PATH_RE, 'must be an absolute path of letters, digits and . _ - / only')
+  .refine((p) => !hasDotSegment(p), 'must not contain . or .. parts');
+
+/**
+ * A file the worker reads and uploads (dataset, template, few-shot examples): relative to the project root and
+ * inside it. Symlinks and special files are refused where the file is opened (src/study/files.ts).
+ */
+const projectFilePath = z
+  .string()
+  .min(1)
+  .refine(
+    (p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..') && !/[\0\n\r]/.test(p),
+    'must be a path inside the project, relative to its root (no leading /, no .., no control characters)',
+  );
 
 /**
  * A phase's overrides of a study-wide settings object: every field optional and without its default. (`.partial()`
@@ -36,7 +62,7 @@ export const SamplingSchema = z
 export const VllmSettingsSchema = z
   .object({
     /** Pinned vLLM version installed on the pod (recorded in every manifest). */
-    version: z.string().min(1),
+    version: z.string().regex(/^[\w.+!-]+$/, 'must be a version such as 0.11.0'),
     dtype: z.enum(['bfloat16', 'float16', 'auto']).default('bfloat16'),
     maxModelLen: positiveInt,
     maxNumSeqs: positiveInt,
@@ -46,7 +72,7 @@ export const VllmSettingsSchema = z
     /** Defaults to the pod's GPU count (the winning candidate's `gpuCount`). */
     tensorParallelSize: positiveInt.optional(),
     enablePrefixCaching: z.boolean(),
-    port: positiveInt.default(8000),
+    port: port.default(8000),
     startupTimeoutMs: positiveInt.default(30 * 60_000),
   })
   .strict();
@@ -83,7 +109,10 @@ export const DownloadSettingsSchema = z
 export const CodeCarbonSettingsSchema = z
   .object({
     countryIsoCode: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 3166-1 alpha-3 code such as USA'),
-    measurePowerSecs: z.number().positive().default(1),
+    measurePowerSecs: z
+      .number()
+      .min(MIN_MEASURE_POWER_SECS, `must be at least ${MIN_MEASURE_POWER_SECS} s (the harness refuses less)`)
+      .default(1),
     trackingMode: z.enum(['machine', 'process']).default('machine'),
   })
   .strict();
@@ -132,10 +161,15 @@ export const WatchdogSettingsSchema = z
   .object({
     enabled: z.boolean().default(true),
     /**
-     * Longer than any gap between the activities' touches: installs run before the watchdog starts, but a model
-     * verification can take up to 30 minutes without a touch.
+     * Longer than any gap between the activities' touches (installs run before the watchdog starts; a long step
+     * touches at least every WATCHDOG_TOUCH_INTERVAL_MS); the default also covers an activity's retry backoff.
      */
-    staleAfterMs: positiveInt.default(60 * 60_000),
+    staleAfterMs: positiveInt
+      .gt(
+        WATCHDOG_TOUCH_INTERVAL_MS,
+        `must be longer than ${WATCHDOG_TOUCH_INTERVAL_MS} ms (the longest gap between the worker's touches)`,
+      )
+      .default(60 * 60_000),
     checkIntervalMs: positiveInt.default(30_000),
     /**
      * How the pod stops itself: 'pod-key' uses the pod's own RUNPOD_API_KEY (scoped to that pod); 'account-key-opt-in'
@@ -153,7 +187,7 @@ export const RunPodTargetSchema = z
     image: z.string().min(1),
     containerDiskGb: positiveInt,
     volumeGb: z.number().int().min(10),
-    volumeMountPath: z.string().startsWith('/').default('/workspace'),
+    volumeMountPath: workspacePath.default('/workspace'),
     /** A pod not reachable over SSH within this is terminated and the next candidate tried. */
     podReadyTimeoutMs: positiveInt.default(20 * 60_000),
     reservation: ReservationSettingsSchema.prefault({}),
@@ -166,21 +200,39 @@ export const SshHostTargetSchema = z
   .object({
     kind: z.literal('ssh-host'),
     host: z.string().min(1),
-    port: positiveInt.default(22),
+    port: port.default(22),
     username: z.string().min(1),
+    /** The server's SSH host key, checked from the first connection (no trust on first use for a known machine). */
+    hostKeySha256: z
+      .string({ error: 'required: the ED25519 fingerprint from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`' })
+      .regex(
+        /^SHA256:[A-Za-z0-9+/]{43}$/,
+        'must be an OpenSSH SHA256 fingerprint (SHA256: and 43 base64 characters); get the ED25519 line of ' +
+          '`ssh-keyscan -p PORT HOST | ssh-keygen -lf -`',
+      ),
     gpuIndex: z.number().int().nonnegative().default(0),
-    workspaceDir: z.string().startsWith('/'),
+    workspaceDir: workspacePath,
   })
   .strict();
 
 export const ModelSchema = z
   .object({
-    repoId: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name'),
+    repoId: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'must look like owner/name')
+      .refine((r) => !hasDotSegment(r), 'owner and name must not be . or ..'),
     /** A commit sha pins the weights; a branch name is resolved and the sha recorded in the manifest. */
-    revision: z.string().min(1).default('main'),
+    revision: z
+      .string()
+      .regex(/^[\w.-]+(\/[\w.-]+)*$/, 'must be a commit sha, branch or tag name')
+      .refine((r) => !hasDotSegment(r), 'must not contain . or .. parts')
+      .default('main'),
     thinking: z.boolean().default(false),
     /** vLLM reasoning parser; only thinking models get one. */
-    reasoningParser: z.string().min(1).optional(),
+    reasoningParser: z
+      .string()
+      .regex(/^[\w-]+$/, 'letters, digits, _ and - (a vLLM reasoning parser name)')
+      .optional(),
     sampling: SamplingSchema,
   })
   .strict()
@@ -197,9 +249,9 @@ export const ModelSchema = z
 export const PromptStrategySchema = z
   .object({
     name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes'),
-    templatePath: z.string().min(1),
+    templatePath: projectFilePath,
     /** Few-shot examples; they must not come from the evaluated dataset (checked at start and on the pod). */
-    fewShotExamplesPath: z.string().min(1).optional(),
+    fewShotExamplesPath: projectFilePath.optional(),
   })
   .strict();
 
@@ -297,14 +349,29 @@ export const PhaseSchema = z
     vllm: overridesOf(VllmSettingsSchema).optional(),
     harness: overridesOf(HarnessSettingsSchema).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    // A model's session workflow id and results folder come from its slug: two models may not share one.
+    const bySlug = new Map<string, string>();
+    p.models.forEach((m, i) => {
+      // Case-insensitive: folder names clash on macOS and Windows file systems.
+      const slug = modelSlug(m.repoId);
+      const other = bySlug.get(slug.toLowerCase());
+      if (other !== undefined) {
+        const message =
+          other === m.repoId ? `duplicate model ${m.repoId}` : `${m.repoId} and ${other} share the folder name ${slug}`;
+        ctx.addIssue({ code: 'custom', path: ['models', i, 'repoId'], message });
+      }
+      bySlug.set(slug.toLowerCase(), m.repoId);
+    });
+  });
 
 export const StudySchema = z
   .object({
     // No `--`: pod names use it to separate study, phase, model and run token.
     study: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)*$/, 'lower-case letters and digits, single dashes between'),
     description: z.string().default(''),
-    datasetPath: z.string().min(1),
+    datasetPath: projectFilePath,
     prompts: z.array(PromptStrategySchema).min(1),
     vllm: VllmSettingsSchema,
     harness: HarnessSettingsSchema,

@@ -9,6 +9,7 @@ import { AnalysisClient } from '../activities/analysis/client.js';
 import { HubClient } from '../activities/hub/client.js';
 import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
+import { HarnessCheckClient } from '../activities/study/client.js';
 import type { Env } from '../config.js';
 
 /** The pod harness shipped to every pod (Python package `harness`). */
@@ -44,9 +45,15 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     python: resolve(config.PROJECT_ROOT, config.ANALYSIS_PYTHON),
     projectRoot: config.PROJECT_ROOT,
   });
+  // The harness's own input checks, run on the worker before anything is reserved (standard-library Python).
+  const harnessCheck = new HarnessCheckClient({
+    python: resolve(config.PROJECT_ROOT, config.ANALYSIS_PYTHON),
+    harnessDir: HARNESS_DIR,
+  });
   const activities = createActivities({
     runpod,
     analysis,
+    harnessCheck,
     hub,
     connector,
     publicKey,
@@ -56,6 +63,14 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     resultsDir: resolve(config.PROJECT_ROOT, config.RESULTS_DIR),
     pollIntervalMs: config.POD_POLL_INTERVAL_MS,
     downloadStallTimeoutMs: config.DOWNLOAD_STALL_TIMEOUT_MS,
+    // The pod is untrusted: what it may send home, at most.
+    transferLimits: {
+      maxFileBytes: config.TRANSFER_MAX_FILE_BYTES,
+      maxFilesPerRun: config.TRANSFER_MAX_FILES_PER_RUN,
+      maxSessionBytes: config.TRANSFER_MAX_SESSION_BYTES,
+      maxJsonBytes: config.TRANSFER_MAX_JSON_BYTES,
+      maxLogBytes: config.TRANSFER_MAX_LOG_BYTES,
+    },
     ...(config.HF_ENDPOINT ? { hfEndpoint: config.HF_ENDPOINT } : {}),
     ...(config.HF_TOKEN ? { hfToken: config.HF_TOKEN } : {}),
     // For pod watchdogs: where a pod stops itself, and the key a study may opt in to copying onto its pods.

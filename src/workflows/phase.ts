@@ -15,15 +15,33 @@ import { studyAttributes } from '../shared/search-attributes.js';
 import type { PhaseProgress, PhaseWorkflowInput, PhaseWorkflowOutput, PodSessionOutput } from '../shared/types.js';
 import type { ModelSpec } from '../study/schema.js';
 import { phaseSettings } from '../study/schema.js';
-import { phaseProgressQuery, podReservedSignal, raiseBudgetSignal } from './messages.js';
+import { validateWorkflowInput } from '../study/validate.js';
+import { ErrorTypes } from '../shared/errors.js';
+import {
+  BudgetRaiseSchema,
+  parseSignal,
+  phaseProgressQuery,
+  PodReservedSchema,
+  podReservedSignal,
+  raiseBudgetSignal,
+} from './messages.js';
 import { podSessionWorkflow } from './pod-session.js';
 
 const { summarizePhase } = proxyActivities<Activities>({
   startToCloseTimeout: '5m',
   retry: { maximumAttempts: 5 },
 });
+// A refused input stays refused: no retry for StudyInvalidError.
+const { checkStudyInputs } = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ErrorTypes.StudyInvalid] },
+});
 
 const usd = (n: number) => `$${n.toFixed(2)}`;
+
+const RAISE_EXAMPLE = '{"phaseUsd": N, "by": "<name>"} or {"studyUsd": N, "by": "<name>"}';
+/** The query keeps the latest ignored signals only: a flood of bad ones must not grow the workflow's state. */
+const MAX_IGNORED = 20;
 
 /**
  * Runs one pod session per model, at most `maxConcurrentSessions` at a time, then summarises the phase.
@@ -31,7 +49,8 @@ const usd = (n: number) => `$${n.toFixed(2)}`;
  * (a gate) for a `raiseBudget` signal or cancellation when the next session would not fit.
  */
 export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWorkflowOutput> {
-  const { study, phaseId } = input;
+  const { study } = validateWorkflowInput({ study: input.study, phaseId: input.phaseId }); // untrusted input
+  const { phaseId } = input;
   const { phase } = phaseSettings(study, phaseId);
   const info = workflowInfo();
   const childIds = phase.models.map((m) => workflowIds.podSession(study.study, phaseId, modelSlug(m.repoId)));
@@ -48,15 +67,36 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
     },
     waitingForBudget: null,
     lockedGpuTypeId: null,
+    ignored: [],
+  };
+  let details = '';
+  const showDetails = (text: string) => {
+    details = text;
+    setCurrentDetails(text);
+  };
+  /** A signal that fails its schema changes nothing: say so in the log, the query and the current details. */
+  const ignore = (signal: string, error: string) => {
+    progress.ignored.push({ at: new Date().toISOString(), signal, error });
+    if (progress.ignored.length > MAX_IGNORED) progress.ignored.shift();
+    log.warn(`ignored an invalid ${signal} signal`, { error });
+    setCurrentDetails(`${details}\n\n**ignored ${signal}**: ${error}`);
   };
   setHandler(phaseProgressQuery, () => progress);
-  setHandler(raiseBudgetSignal, (raise) => {
-    if (raise.phaseUsd !== undefined) progress.budget.phaseUsd = raise.phaseUsd;
-    if (raise.studyUsd !== undefined) progress.budget.studyUsd = raise.studyUsd;
-    log.info('budget raised', { ...raise });
+  // Typed `unknown`: anyone with access to the namespace can send these, with any payload.
+  setHandler(raiseBudgetSignal, (payload: unknown) => {
+    const raise = parseSignal('raiseBudget', BudgetRaiseSchema, payload, RAISE_EXAMPLE);
+    if (!raise.ok) return ignore('raiseBudget', raise.error);
+    if (raise.value.phaseUsd !== undefined) progress.budget.phaseUsd = raise.value.phaseUsd;
+    if (raise.value.studyUsd !== undefined) progress.budget.studyUsd = raise.value.studyUsd;
+    log.info('budget raised', { ...raise.value });
   });
-  setHandler(podReservedSignal, (r) => {
-    progress.lockedGpuTypeId ??= r.gpuTypeId;
+  setHandler(podReservedSignal, (payload: unknown) => {
+    const r = parseSignal('podReserved', PodReservedSchema, payload, '{"model","gpuTypeId","costPerHr"}');
+    if (!r.ok) return ignore('podReserved', r.error);
+    // Only this phase's own sessions reserve pods for it.
+    if (!phase.models.some((m) => m.repoId === r.value.model))
+      return ignore('podReserved', `invalid podReserved (model ${r.value.model} is not in ${phaseId})`);
+    progress.lockedGpuTypeId ??= r.value.gpuTypeId;
   });
 
   /** Why the next session does not fit, or null when it does. */
@@ -81,8 +121,8 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
         reason,
         since: new Date().toISOString(),
       };
-      setCurrentDetails(
-        `**waiting for budget** before ${model.repoId}: ${reason}. Send raiseBudget {"phaseUsd": N} or {"studyUsd": N}, or cancel.`,
+      showDetails(
+        `**waiting for budget** before ${model.repoId}: ${reason}. Send raiseBudget ${RAISE_EXAMPLE}, or cancel.`,
       );
       // Wakes on a raise (or on a session ending, which turns an estimate into a smaller real cost).
       const seen = JSON.stringify([progress.budget, progress.spentUsd, progress.committedUsd]);
@@ -91,6 +131,8 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
     progress.waitingForBudget = null;
   };
 
+  // Before any session reserves a pod: the study's files, with the harness's own rules.
+  await checkStudyInputs({ study });
   const sessions: PodSessionOutput[] = [];
   const failures: PhaseWorkflowOutput['failures'] = [];
   let costUsd = 0;
@@ -102,9 +144,7 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
     await waitForBudget(model);
     const estimate = progress.budget.sessionEstimateUsd;
     progress.committedUsd += estimate;
-    setCurrentDetails(
-      `running ${model.repoId}; ${sessions.length + failures.length}/${phase.models.length} models finished`,
-    );
+    showDetails(`running ${model.repoId}; ${sessions.length + failures.length}/${phase.models.length} models finished`);
     try {
       const out = await executeChild(podSessionWorkflow, {
         workflowId,

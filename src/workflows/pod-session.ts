@@ -32,6 +32,7 @@ import type {
 } from '../shared/types.js';
 import { phaseSettings, type Phase, type PromptStrategy, type Study } from '../study/schema.js';
 import { podReservedSignal, sessionProgressQuery } from './messages.js';
+import { validateWorkflowInput } from '../study/validate.js';
 
 const nonRetryableErrorTypes = NON_RETRYABLE_ERROR_TYPES;
 
@@ -160,7 +161,9 @@ function stamp(d: Date): string {
  * transfer, manifest) -> finally (non-cancellable) collect logs and terminate the pod.
  */
 export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSessionOutput> {
-  const { study, phaseId, model } = input;
+  // Untrusted: anyone may start a workflow. Only a valid study, one of its phases and one of that phase's models.
+  const { study, model } = validateWorkflowInput({ study: input.study, phaseId: input.phaseId, model: input.model });
+  const { phaseId } = input;
   const { phase, vllm, harness } = phaseSettings(study, phaseId);
   const info = workflowInfo();
   const slug = modelSlug(model.repoId);
@@ -178,6 +181,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     costPerHr: 0,
     podCreatedAt: null,
     podTerminatedAt: null,
+    hostKeySha256: null,
     runsDone: 0,
     runsTotal: study.prompts.length,
     error: null,
@@ -197,6 +201,8 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   let discardedPodsUsd = 0;
   let discardedPodHours = 0;
   let endpoint: PodEndpoint | null = null;
+  // Bytes brought home so far, for the worker's per-session transfer limit (TRANSFER_MAX_SESSION_BYTES).
+  let sessionBytes = 0;
   const runs: PodSessionRun[] = [];
   const timings: Record<string, string | number | null> = { sessionStartedAt: info.startTime.toISOString() };
   const reservationFailed = (message: string) =>
@@ -331,12 +337,14 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       progress.gpu = `GPU ${target.gpuIndex} on ${target.host}`;
       gpuIndices = [target.gpuIndex];
       endpoint = {
-        ssh: { host: target.host, port: target.port, username: target.username },
+        // The team's server has a configured key, checked from the first connection (no trust on first use).
+        ssh: { host: target.host, port: target.port, username: target.username, hostKeySha256: target.hostKeySha256 },
         workspaceDir: target.workspaceDir,
       };
     }
     timings.podReadyAt = new Date().toISOString();
     const ep = endpoint;
+    progress.hostKeySha256 = ep.ssh.hostKeySha256 ?? null;
 
     stage('preparing');
     const prepared = await call(
@@ -480,11 +488,13 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;
 
       stage('transferring', prompt.name);
-      await call('transferResults', podStep(2 * 3_600_000, 10), `bring ${prompt.name} results home over SFTP`, {
-        endpoint: ep,
-        remoteDir: inference.remoteDir,
-        resultsSubdir,
-      });
+      const transferred = await call(
+        'transferResults',
+        podStep(2 * 3_600_000, 10),
+        `bring ${prompt.name} results home over SFTP`,
+        { endpoint: ep, remoteDir: inference.remoteDir, resultsSubdir, sessionBytesSoFar: sessionBytes },
+      );
+      sessionBytes += transferred.files.reduce((a, f) => a + f.bytes, 0);
       const manifest: RunManifest = {
         schemaVersion: 1,
         simulated: study.simulated,
@@ -514,6 +524,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           cloud: pod?.cloud ?? null,
           image: target.kind === 'runpod' ? target.image : null,
           costPerHr: pod?.costPerHr ?? 0,
+          hostKeySha256: ep.ssh.hostKeySha256 ?? null,
         },
         candidatesTried: attempts,
         vllm: {
@@ -572,6 +583,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
         await call('collectLogs', { startToCloseTimeout: '5m', retry: { maximumAttempts: 2 } }, 'collect pod logs', {
           endpoint,
           resultsSubdir: `${study.study}/${phaseId}/${slug}/logs/${runBase}`,
+          sessionBytesSoFar: sessionBytes,
         }).catch((e: unknown) => log.warn('log collection failed', { error: String(e) }));
       }
       if (endpoint && phase.target.kind === 'ssh-host') {

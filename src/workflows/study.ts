@@ -23,6 +23,7 @@ import type {
 import { decideGateUpdate, gateDecisionSignal, gateStatusQuery, studyProgressQuery } from './messages.js';
 import { nextPhasePlan, validateGateDecision } from './gate.js';
 import { phaseWorkflow } from './phase.js';
+import { validateWorkflowInput } from '../study/validate.js';
 
 const { analyzePhase, recordGateDecision, writeReport } = proxyActivities<Activities>({
   startToCloseTimeout: '15m',
@@ -80,7 +81,7 @@ function gateDetails(status: GateStatus, ignoredNote: string | null): string {
  * signal `gateDecision`): approve, skip or stop.
  */
 export async function studyWorkflow(input: StudyWorkflowInput): Promise<StudyWorkflowOutput> {
-  const { study } = input;
+  const { study } = validateWorkflowInput({ study: input.study }); // untrusted: anyone may start a workflow
   const start = study.phases.findIndex((p) => p.id === input.startPhase);
   if (start < 0) throw ApplicationFailure.nonRetryable(`unknown phase ${input.startPhase}`, 'StudyInvalidError');
   const gateSettings = study.analysis.gate;

@@ -2,16 +2,28 @@
 // CLI against the sandbox Hub (with its fault injection), the simulated vLLM and the Python harness with CodeCarbon.
 // The tests share three pods and build on each other in order (download, then vLLM, then inference).
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
 import { createHubActivities, HubClient } from '../../src/activities/hub/index.js';
 import { createPodActivities } from '../../src/activities/pod/activities.js';
+import type { TransferLimits } from '../../src/activities/pod/transfer.js';
 import type {
+  CollectLogsInput,
   DownloadHeartbeat,
   DownloadModelInput,
   FetchModelMetadataInput,
@@ -21,6 +33,7 @@ import type {
   RunInferenceInput,
   StartVllmInput,
   StopPodWorkInput,
+  TransferResultsInput,
 } from '../../src/shared/types.js';
 import type { VllmSettings } from '../../src/study/schema.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
@@ -40,6 +53,31 @@ import {
 const FIRST = shardFileName(1, DEFAULT_SHARD_COUNT);
 const LAST = shardFileName(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_COUNT);
 const CAS_ERROR = 'CAS service error : Error : single flight error: Real call failed: IncompleteBody';
+
+/** Small limits, so the tests can cross each with a few kilobytes. */
+const limits: TransferLimits = {
+  maxFileBytes: 64 * 1024,
+  maxFilesPerRun: 8,
+  maxSessionBytes: 1024 * 1024,
+  maxJsonBytes: 1024 * 1024,
+  maxLogBytes: 32 * 1024,
+};
+
+/**
+ * The `find` of a hostile image (in the pod's ~/.bashrc, which sshd's bash reads): in a run folder named `shim`
+ * it lists a name that climbs out of the local run folder, NUL- or newline-separated as the caller asked.
+ */
+const HOSTILE_FIND = `find() {
+  case "$PWD" in
+    */runs/shim)
+      case " $* " in
+        *" -print0 "*) printf './../../escaped.txt\\0./metrics.json\\0' ;;
+        *) printf '../../escaped.txt\\nmetrics.json\\n' ;;
+      esac ;;
+    *) command find "$@" ;;
+  esac
+}
+`;
 
 const vllmSettings = (port: number, over: Partial<VllmSettings> = {}): VllmSettings => ({
   version: '0.11.0',
@@ -63,6 +101,7 @@ describe('pod activities on sandbox pods', () => {
   let pod: SandboxPod; // downloads, vLLM, inference
   let crashPod: SandboxPod; // its first vLLM dies after 3 requests; the KV cache holds 8192 tokens
   let oomPod: SandboxPod; // every vLLM runs out of memory at startup
+  let hostilePod: SandboxPod; // its shell's `find` lies (HOSTILE_FIND); results and logs tests only
   let acts: ReturnType<typeof createPodActivities>;
   let hubActs: ReturnType<typeof createHubActivities>;
   const metadata = new Map<string, ModelMetadata>();
@@ -82,6 +121,7 @@ describe('pod activities on sandbox pods', () => {
         hfEndpoint: servers.hf.url,
         pollIntervalMs: 300,
         downloadStallTimeoutMs: 60_000,
+        transferLimits: limits,
       }),
     );
     hubActs = withFailureConversion(createHubActivities({ hub: new HubClient({ baseUrl: servers.hf.url }) }));
@@ -90,6 +130,9 @@ describe('pod activities on sandbox pods', () => {
     pod = await create('main');
     crashPod = await create('crash', { VLLM_SIM_FAULT: 'crash-after:3:once', VLLM_SIM_KV_CACHE_TOKENS: '8192' });
     oomPod = await create('oom', { VLLM_SIM_FAULT: 'oom' });
+    hostilePod = await create('hostile');
+    // sshd's bash reads the pod's ~/.bashrc for every command: the image decides what `find` is.
+    await onPod(keyPath, hostilePod, `cat > "$HOME/.bashrc" <<'EOF'\n${HOSTILE_FIND}EOF`);
     await Promise.all([prepare(pod), prepare(crashPod), prepare(oomPod)]);
   });
 
@@ -474,5 +517,224 @@ describe('pod activities on sandbox pods', () => {
       .map((l) => (JSON.parse(l) as { id: number }).id);
     expect(new Set(ids).size).toBe(6);
     expect(ids).toHaveLength(6);
+  });
+
+  // --- Bringing results and logs home from an untrusted pod ---------------------------------------------------------
+
+  const resultsRoot = () => join(dir, 'results');
+  const runSubdir = (name: string) => `study/phase/model/zero-shot/${name}`;
+  const transfer = (i: TransferResultsInput) => acts.transferResults(i);
+
+  /** A fresh run folder on the pod, filled by `setup` (a shell snippet run inside it). */
+  async function runFolder(p: SandboxPod, name: string, setup: string): Promise<string> {
+    const remoteDir = `${p.endpoint.workspaceDir}/runs/${name}`;
+    await onPod(keyPath, p, `rm -rf '${remoteDir}' && mkdir -p '${remoteDir}' && cd '${remoteDir}' && ${setup}`);
+    return remoteDir;
+  }
+  /** What a finished harness leaves: two results, its pid file and a temp file of an atomic write. */
+  const HARNESS_FILES = `printf '{"n":1}' > metrics.json && printf 'a\\n' > predictions.jsonl && echo 1 > harness.pid && printf x > .progress.json.77.tmp`;
+
+  /** Every file below `root`, relative, symlinks included (not followed). */
+  function filesUnder(root: string): string[] {
+    if (!existsSync(root)) return [];
+    return readdirSync(root, { withFileTypes: true, recursive: true })
+      .filter((e) => !e.isDirectory())
+      .map((e) => relative(root, join(e.parentPath, e.name)))
+      .sort();
+  }
+  /** The files of run folder `name` at home, and proof that nothing else landed anywhere under the results root. */
+  function broughtHome(name: string): string[] {
+    const prefix = `${runSubdir(name)}/`;
+    const all = filesUnder(resultsRoot());
+    expect(all.filter((f) => !f.startsWith('study/phase/model/zero-shot/'))).toEqual([]);
+    return all.filter((f) => f.startsWith(prefix)).map((f) => f.slice(prefix.length));
+  }
+
+  it('transferResults refuses a name with an embedded newline (a forged entry) and keeps the plain files', async () => {
+    const remoteDir = await runFolder(
+      pod,
+      'newline',
+      `${HARNESS_FILES} && printf evil > "$(printf 'notes\\n..')" && printf forged > "$(printf 'x\\nmetrics.json')"`,
+    );
+    const input = { endpoint: pod.endpoint, remoteDir, resultsSubdir: runSubdir('newline') };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'UnsafePodFileError', nonRetryable: true });
+    const message = (err as Error).message;
+    expect(message).not.toContain('\n'); // one line: the pod's names are shown escaped
+    expect(message).toContain('"notes\\n.." is not a plain file name');
+    expect(message).toContain('"x\\nmetrics.json" is not a plain file name');
+    expect(broughtHome('newline')).toEqual(['metrics.json', 'predictions.jsonl']);
+    expect(readFileSync(join(resultsRoot(), runSubdir('newline'), 'metrics.json'), 'utf8')).toBe('{"n":1}');
+  });
+
+  it("transferResults never writes outside the run folder, whatever the pod's own `find` lists", async () => {
+    // The file the lying listing points at exists on the pod: a naive join would copy it two levels up at home.
+    await onPod(keyPath, hostilePod, 'printf escaped > "$POD_WORKSPACE/escaped.txt"');
+    const remoteDir = await runFolder(hostilePod, 'shim', `printf '{"n":1}' > metrics.json`);
+    const input = { endpoint: hostilePod.endpoint, remoteDir, resultsSubdir: runSubdir('shim') };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'UnsafePodFileError', nonRetryable: true });
+    expect((err as Error).message).toContain('"../../escaped.txt" is not a plain file name');
+    expect(filesUnder(resultsRoot()).filter((f) => f.includes('escaped'))).toEqual([]);
+    expect(broughtHome('shim')).toEqual(['metrics.json']);
+  });
+
+  it('transferResults refuses symlinks, FIFOs and directories, and never writes through a symlink at home', async () => {
+    const remoteDir = await runFolder(
+      pod,
+      'links',
+      `${HARNESS_FILES} && printf secret > "$POD_WORKSPACE/secret.txt" && ln -s "$POD_WORKSPACE/secret.txt" link.json && mkfifo pipe.log && mkdir sub`,
+    );
+    // Left at home before the transfer: links to a file outside, at the destination and at the old temp name.
+    const local = join(resultsRoot(), runSubdir('links'));
+    mkdirSync(local, { recursive: true });
+    const outside = join(dir, 'outside.txt');
+    writeFileSync(outside, 'untouched');
+    symlinkSync(outside, join(local, 'predictions.jsonl'));
+    symlinkSync(outside, join(local, 'metrics.json.partial'));
+    const input = { endpoint: pod.endpoint, remoteDir, resultsSubdir: runSubdir('links') };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'UnsafePodFileError', nonRetryable: true });
+    const message = (err as Error).message;
+    expect(message).toContain('"link.json" is a symbolic link');
+    expect(message).toContain('"pipe.log" is a special file');
+    expect(message).toContain('"sub" is a directory');
+    expect(readFileSync(outside, 'utf8')).toBe('untouched');
+    expect(lstatSync(join(local, 'predictions.jsonl')).isFile()).toBe(true); // the link was replaced, not followed
+    expect(readFileSync(join(local, 'predictions.jsonl'), 'utf8')).toBe('a\n');
+    expect(broughtHome('links')).toEqual(['metrics.json', 'metrics.json.partial', 'predictions.jsonl']);
+    expect(filesUnder(resultsRoot()).some((f) => readFileSync(join(resultsRoot(), f), 'utf8') === 'secret')).toBe(
+      false,
+    );
+  });
+
+  it('transferResults fails an oversized file naming its size, the limit and the setting, keeping the rest', async () => {
+    const remoteDir = await runFolder(pod, 'big', `${HARNESS_FILES} && head -c 70000 /dev/zero > big.bin`);
+    const input = { endpoint: pod.endpoint, remoteDir, resultsSubdir: runSubdir('big') };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'TransferLimitError', nonRetryable: true });
+    expect((err as Error).message).toContain(
+      `big.bin is 70000 bytes, over the limit of ${limits.maxFileBytes} per file (raise TRANSFER_MAX_FILE_BYTES)`,
+    );
+    expect(broughtHome('big')).toEqual(['metrics.json', 'predictions.jsonl']);
+  });
+
+  it('transferResults brings home at most TRANSFER_MAX_FILES_PER_RUN files, then fails saying so', async () => {
+    const remoteDir = await runFolder(
+      pod,
+      'many',
+      'for i in 01 02 03 04 05 06 07 08 09 10 11 12; do echo $i > f$i.txt; done',
+    );
+    const input = { endpoint: pod.endpoint, remoteDir, resultsSubdir: runSubdir('many') };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'TransferLimitError', nonRetryable: true });
+    expect((err as Error).message).toContain(
+      'the run folder holds 12 files, over the limit of 8 per run (raise TRANSFER_MAX_FILES_PER_RUN)',
+    );
+    expect(broughtHome('many')).toEqual(['01', '02', '03', '04', '05', '06', '07', '08'].map((i) => `f${i}.txt`));
+  });
+
+  it("transferResults counts the session's earlier transfers against TRANSFER_MAX_SESSION_BYTES", async () => {
+    const remoteDir = await runFolder(pod, 'session', HARNESS_FILES);
+    // 8 bytes left: metrics.json (7) fits, predictions.jsonl (2) does not.
+    const input = {
+      endpoint: pod.endpoint,
+      remoteDir,
+      resultsSubdir: runSubdir('session'),
+      sessionBytesSoFar: limits.maxSessionBytes - 8,
+    };
+    const err = await runActivity(transfer, input).result.catch((e: unknown) => e);
+    expect(err).toMatchObject({ type: 'TransferLimitError', nonRetryable: true });
+    expect((err as Error).message).toContain(
+      `predictions.jsonl (2 bytes) would bring the session to ${limits.maxSessionBytes + 1} bytes, over its limit of ${limits.maxSessionBytes} (raise TRANSFER_MAX_SESSION_BYTES)`,
+    );
+    expect(broughtHome('session')).toEqual(['metrics.json']);
+    // Within the limits, a second transfer finds the files home and skips them.
+    const again = await runActivity(transfer, { ...input, sessionBytesSoFar: 0 }).result;
+    expect(again.skipped).toEqual(['metrics.json']);
+    expect(again.files.map((f) => [f.name, f.bytes])).toEqual([
+      ['metrics.json', 7],
+      ['predictions.jsonl', 2],
+    ]);
+  });
+
+  it('collectLogs brings an oversized log home as its last bytes, and skips links and unsafe names, with notes', async () => {
+    await onPod(
+      keyPath,
+      hostilePod,
+      [
+        'ws="$POD_WORKSPACE"; mkdir -p "$ws/vllm" "$ws/models"',
+        `{ head -c 40000 /dev/zero | tr '\\0' a; printf 'LAST-LINE\\n'; } > "$ws/vllm/vllm.log"`,
+        'ln -sf /etc/passwd "$ws/models/evil.download.log"',
+        `printf ok > "$ws/models/fine.download.log"`,
+        `printf x > "$ws/models/$(printf 'a\\nb').download.log"`,
+      ].join('; '),
+    );
+    const subdir = 'study/phase/model/logs/run1';
+    const out = await runActivity((i: CollectLogsInput) => acts.collectLogs(i), {
+      endpoint: hostilePod.endpoint,
+      resultsSubdir: subdir,
+    }).result;
+    expect(out.collected).toEqual(['models__fine.download.log', 'vllm__vllm.log']);
+    const vllmLog = readFileSync(join(resultsRoot(), subdir, 'vllm__vllm.log'), 'utf8');
+    expect(vllmLog).toHaveLength(limits.maxLogBytes);
+    expect(vllmLog.endsWith('LAST-LINE\n')).toBe(true);
+    const notes = out.notes.join('\n');
+    expect(notes).toContain(
+      `vllm__vllm.log: 40010 bytes on the pod, over the limit of ${limits.maxLogBytes} (TRANSFER_MAX_LOG_BYTES); brought home its last ${limits.maxLogBytes} bytes`,
+    );
+    expect(notes).toContain('skipped models__evil.download.log: a symbolic link');
+    expect(notes).toContain('a\\nb.download.log');
+    expect(filesUnder(join(resultsRoot(), subdir))).toEqual(['models__fine.download.log', 'vllm__vllm.log']);
+  });
+
+  it('HF_TOKEN reaches the download through a file: never on a command line, and the file is gone afterwards', async () => {
+    const token = `hf_${randomUUID().replace(/-/g, '')}`;
+    const tokenActs = withFailureConversion(
+      createPodActivities({
+        connector: connector(keyPath),
+        projectRoot: process.cwd(),
+        harnessDir: HARNESS_DIR,
+        resultsDir: resultsRoot(),
+        hfEndpoint: servers.hf.url,
+        hfToken: token,
+        pollIntervalMs: 300,
+        downloadStallTimeoutMs: 60_000,
+        transferLimits: limits,
+      }),
+    );
+    const repoId = 'Qwen/Qwen3-30B-A3B-Thinking-2507';
+    // A stall keeps the first `hf download` alive for a while, then the Xet fallback starts a second one.
+    servers.hf.setFaults([{ kind: 'stall', repoId, file: FIRST, afterBytes: 256 * 1024, count: 1 }]);
+    const commandLines = `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null; echo; done; ps -eo args; true`;
+    const snapshots: Promise<string>[] = [];
+    let seenFirst = false;
+    let seenSecond = false;
+    const out = await runActivity(
+      (i: DownloadModelInput) => tokenActs.downloadModel(i),
+      await downloadInput(oomPod, repoId, { stallTimeoutMs: 2_500 }),
+      {
+        onHeartbeat: (d) => {
+          const hb = d as DownloadHeartbeat;
+          if (hb.stage !== 'downloading') return;
+          if (!seenFirst && hb.bytesDone > 0) {
+            seenFirst = true;
+            snapshots.push(onPod(keyPath, oomPod, commandLines));
+          } else if (!seenSecond && hb.disableXet) {
+            seenSecond = true;
+            snapshots.push(onPod(keyPath, oomPod, commandLines));
+          }
+        },
+      },
+    ).result;
+    expect(out.usedXetFallback).toBe(true); // the token was needed (and written) twice
+    const seen = await Promise.all(snapshots);
+    expect(seenFirst).toBe(true);
+    expect(seen.some((s) => s.includes(`hf download '${repoId}'`))).toBe(true); // looked while it ran
+    for (const s of seen) expect(s).not.toContain(token);
+    expect(servers.hf.lastBearerToken()).toBe(token); // and yet the Hub got it
+    const models = `"$POD_WORKSPACE/models"`;
+    expect((await onPod(keyPath, oomPod, `ls -A ${models} | grep -c token; true`)).trim()).toBe('0');
+    expect(await onPod(keyPath, oomPod, `cat ${models}/*.download.log`)).not.toContain(token);
   });
 });

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { SshPodConnector } from '../../src/activities/pod/client.js';
 import { workspaceProbe } from '../../src/activities/pod/remote.js';
-import type { PodEndpoint } from '../../src/shared/types.js';
+import type { PodEndpoint, SshTarget } from '../../src/shared/types.js';
 import type { startSandboxServers } from '../../sandbox/daemon.js';
+import type { RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
 
 export type SandboxServers = Awaited<ReturnType<typeof startSandboxServers>>;
 
@@ -63,7 +64,7 @@ export async function createSandboxPod(
     ).json()) as { ssh?: { direct?: { host: string; port: number; username: string } | null } };
     const direct = pod.ssh?.direct;
     if (direct) {
-      const ssh = { host: direct.host, port: direct.port, username: direct.username };
+      const ssh = pinned(servers.runpod, id, { host: direct.host, port: direct.port, username: direct.username });
       clearEnv();
       const shell = await connector(opts.keyPath).connect(ssh);
       try {
@@ -79,6 +80,16 @@ export async function createSandboxPod(
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * `ssh` with the pod's host key pinned, read from the emulator's pod directory (`<pod dir>/ssh_host_ed25519_key.pub`),
+ * so tests check the key the way the workflow does after readiness, from a source the connection cannot fake.
+ */
+export function pinned(emu: RunPodEmulator, podId: string, ssh: SshTarget): SshTarget {
+  const key = emu.pods().find((p) => p.id === podId)?.hostKeySha256;
+  if (!key) throw new Error(`pod ${podId} has no host key in its directory`);
+  return { ...ssh, hostKeySha256: key };
 }
 
 export function connector(keyPath: string): SshPodConnector {

@@ -11,6 +11,7 @@ import { createRequest } from '../../src/activities/runpod/activities.js';
 import { RunPodClient, podSshEndpoint } from '../../src/activities/runpod/index.js';
 import { RunPodTargetSchema } from '../../src/study/schema.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
+import { pinned } from '../activities/sandbox-pod.js';
 
 const API_KEY = 'watchdog-key';
 const SCRIPT = 'pod/watchdog.sh';
@@ -48,7 +49,7 @@ async function readyPod(): Promise<{ podId: string; ws: string; sh: PodShell }> 
     const pod = await client.getPod(created.id);
     return (pod && podSshEndpoint(pod)) ?? undefined;
   });
-  const sh = await connector.connect(ssh);
+  const sh = await connector.connect(pinned(emu, created.id, ssh));
   const ws = (await sh.exec('printf %s "$POD_WORKSPACE"')).stdout;
   return { podId: created.id, ws, sh };
 }

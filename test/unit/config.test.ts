@@ -24,4 +24,15 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ SANDBOX: 'yes please' })).toThrow(/SANDBOX/);
     expect(() => loadConfig({ SANDBOX: 'true', POD_POLL_INTERVAL_MS: '-5' })).toThrow(/POD_POLL_INTERVAL_MS/);
   });
+
+  it('bounds what a pod may send home, with defaults a real run fits in and overrides from the environment', () => {
+    const c = loadConfig({ SANDBOX: 'true' });
+    expect(c.TRANSFER_MAX_FILE_BYTES).toBe(2 * 1024 ** 3);
+    expect(c.TRANSFER_MAX_FILES_PER_RUN).toBe(64);
+    expect(c.TRANSFER_MAX_SESSION_BYTES).toBe(20 * 1024 ** 3);
+    expect(c.TRANSFER_MAX_JSON_BYTES).toBe(8 * 1024 ** 2);
+    expect(c.TRANSFER_MAX_LOG_BYTES).toBe(64 * 1024 ** 2);
+    expect(loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILES_PER_RUN: '200' }).TRANSFER_MAX_FILES_PER_RUN).toBe(200);
+    expect(() => loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILE_BYTES: '0' })).toThrow(/TRANSFER_MAX_FILE_BYTES/);
+  });
 });

@@ -22,6 +22,7 @@ const phase: PhaseProgress = {
   budget: { phaseUsd: 10, studyUsd: 100, sessionEstimateUsd: 1 },
   waitingForBudget: null,
   lockedGpuTypeId: null,
+  ignored: [],
 };
 
 describe('progress output', () => {

@@ -1,10 +1,13 @@
 // The manifest's hardware and energy sections, from harness files. The fixtures are real: environment.json and
 // metrics.json of `scripts/gpu-energy-check.py` on an NVIDIA H200 (nvidia-smi, NVML, CodeCarbon 2.7.1, torch).
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { energyComparability, hardwareOf } from '../../src/activities/results/activities.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TransferLimitError } from '../../src/activities/pod/errors.js';
+import { createResultsActivities, energyComparability, hardwareOf } from '../../src/activities/results/activities.js';
 import { MetricsSchema } from '../../src/activities/results/schemas.js';
-import type { RunInterruption } from '../../src/shared/types.js';
+import type { RunInterruption, RunManifest } from '../../src/shared/types.js';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(`test/fixtures/${name}`, 'utf8'));
 
@@ -67,5 +70,40 @@ describe('run manifest sections', () => {
     expect(cut.reasons[0]).toContain('resumed after the harness process died at 3/48 samples');
     expect(energyComparability([], { ...m.energy, complete: false }).comparable).toBe(false);
     expect(energyComparability([], null).reasons).toEqual(['no metrics.json: the run has no energy figures']);
+  });
+});
+
+describe('writeRunManifest reads only bounded harness JSON', () => {
+  const root = mkdtempSync(join(tmpdir(), 'manifest-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const maxJsonBytes = 64 * 1024;
+  const acts = createResultsActivities({ resultsDir: root, transferLimits: { maxJsonBytes } });
+  // Only what writeRunManifest reads of the workflow's part; the rest is copied through.
+  const manifest = { schemaVersion: 1, interruptions: [] } as unknown as RunManifest;
+
+  it('fails on an oversized environment.json or metrics.json, naming the file, its size, the limit and the setting', async () => {
+    const run = join(root, 'run');
+    mkdirSync(run, { recursive: true });
+    const envPath = join(run, 'environment.json');
+    writeFileSync(envPath, JSON.stringify({ python: '3.12', padding: 'x'.repeat(maxJsonBytes) }));
+    const size = readFileSync(envPath).length;
+    const err = await acts.writeRunManifest({ resultsSubdir: 'run', manifest }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransferLimitError);
+    expect((err as Error).message).toBe(
+      `environment.json in ${run} is ${size} bytes, over the limit of ${maxJsonBytes} for JSON the worker parses (raise TRANSFER_MAX_JSON_BYTES)`,
+    );
+    expect(existsSync(join(run, 'manifest.json'))).toBe(false);
+
+    writeFileSync(envPath, readFileSync('test/fixtures/environment-h200.json'));
+    writeFileSync(join(run, 'metrics.json'), `${' '.repeat(maxJsonBytes)}{}`);
+    await expect(acts.writeRunManifest({ resultsSubdir: 'run', manifest })).rejects.toThrow(
+      /metrics\.json in .* is 65538 bytes, over the limit of 65536 .*TRANSFER_MAX_JSON_BYTES/,
+    );
+
+    writeFileSync(join(run, 'metrics.json'), readFileSync('test/fixtures/metrics-h200.json'));
+    const out = await acts.writeRunManifest({ resultsSubdir: 'run', manifest });
+    expect(out.metrics?.n).toBeGreaterThan(0);
+    const written = JSON.parse(readFileSync(join(run, 'manifest.json'), 'utf8')) as RunManifest;
+    expect(written.hardware?.gpu.name).toBe('NVIDIA H200');
   });
 });

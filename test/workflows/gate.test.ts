@@ -4,7 +4,14 @@ import { promisify } from 'node:util';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AnalyzePhaseInput, GateRecord, GateStatus, RecordGateDecisionInput } from '../../src/shared/types.js';
+import type {
+  AnalyzePhaseInput,
+  GateRecord,
+  GateStatus,
+  PhaseProgress,
+  RecordGateDecisionInput,
+  StudyProgress,
+} from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
@@ -204,6 +211,33 @@ describe('the decision gate', () => {
       );
       expect(late?.code).toBe(2);
       expect(late?.stderr).toMatch(/not waiting at a gate/);
+    });
+  });
+
+  it("npm run gate -- budget raises the running phase's budget with a checked signal", async () => {
+    const study = newStudy();
+    study.phases = study.phases.map((p) =>
+      p.id === 'phase2a' ? { ...p, budget: { phaseUsd: 5, sessionEstimateUsd: 6 } } : p,
+    );
+    await withWorker(env, stubActivities([]), async (taskQueue) => {
+      const handle = await start(taskQueue, study);
+      const phaseId = await waitFor(async () => {
+        const p = await handle.query<StudyProgress>('studyProgress');
+        if (!p.phaseWorkflowId) return undefined;
+        const q = await env.client.workflow.getHandle(p.phaseWorkflowId).query<PhaseProgress>('phaseProgress');
+        return q.waitingForBudget ? p.phaseWorkflowId : undefined;
+      });
+      const raised = await run(
+        'npx',
+        ['tsx', 'src/cli/main.ts', 'gate', 'budget', '--phase-usd', '20', '--by', 'ana', '--study', study.study],
+        { env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') } },
+      );
+      expect(raised.stdout).toMatch(/raised the budget of phase2a: \{"phaseUsd":20,"by":"ana"\}/);
+      await atGate(handle);
+      const phase = await env.client.workflow.getHandle(phaseId).query<PhaseProgress>('phaseProgress');
+      expect(phase.budget.phaseUsd).toBe(20);
+      expect(phase.ignored).toEqual([]);
+      await handle.cancel();
     });
   });
 

@@ -61,6 +61,64 @@ describe('phaseWorkflow', () => {
     });
   });
 
+  it('ignores signals that fail their schema, says so in phaseProgress, and still takes a valid raise', async () => {
+    const calls: Calls = [];
+    const study = studyWith({ budget: { phaseUsd: 5, sessionEstimateUsd: 6 } });
+    const model = study.phases.find((p) => p.id === 'phase2a')?.models[0]?.repoId ?? '';
+    await withWorker(env, stubActivities(calls), async (taskQueue) => {
+      const handle = await env.client.workflow.start<typeof phaseWorkflow>('phaseWorkflow', {
+        taskQueue,
+        workflowId: `phase-${randomUUID()}`,
+        args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
+      });
+      const before = await waitFor(async () => {
+        const p = await handle.query<PhaseProgress>('phaseProgress');
+        return p.waitingForBudget ? p : undefined;
+      });
+      const bad: [string, unknown][] = [
+        ['raiseBudget', { phaseUsd: '100', by: 'eve' }],
+        ['raiseBudget', { phaseUsd: '1', by: 'eve' }], // a string here used to fail every workflow task (toFixed)
+        ['raiseBudget', { phaseUsd: null, by: 'eve' }], // what JSON makes of Infinity: it used to remove the limit
+        ['raiseBudget', { phaseUsd: -1, by: 'eve' }],
+        ['raiseBudget', {}],
+        ['raiseBudget', { phaseUsd: 20 }],
+        ['raiseBudget', { phaseUsd: 20, by: 'eve', limit: 'none' }],
+        ['podReserved', { model, gpuTypeId: 7, costPerHr: 1 }],
+        ['podReserved', { model: 'someone/else', gpuTypeId: 'NVIDIA A40', costPerHr: 1 }],
+      ];
+      for (const [name, payload] of bad) await handle.signal(name, payload);
+      const after = await waitFor(async () => {
+        const p = await handle.query<PhaseProgress>('phaseProgress');
+        return p.ignored?.length === bad.length ? p : undefined;
+      });
+      expect(after.budget).toEqual(before.budget);
+      expect(after.lockedGpuTypeId).toBeNull();
+      expect(after.waitingForBudget).not.toBeNull();
+      expect(after.ignored.map((i) => [i.signal, i.error])).toEqual([
+        ['raiseBudget', expect.stringMatching(/^invalid raiseBudget \(phaseUsd must be a number of USD\); send /)],
+        ['raiseBudget', expect.stringMatching(/phaseUsd must be a number of USD/)],
+        ['raiseBudget', expect.stringMatching(/phaseUsd must be a number of USD/)],
+        ['raiseBudget', expect.stringMatching(/phaseUsd must be above zero/)],
+        ['raiseBudget', expect.stringMatching(/by is required/)],
+        ['raiseBudget', expect.stringMatching(/by is required/)],
+        ['raiseBudget', expect.stringMatching(/unknown field\(s\) limit/)],
+        ['podReserved', expect.stringMatching(/gpuTypeId/)],
+        ['podReserved', expect.stringMatching(/model someone\/else is not in phase2a/)],
+      ]);
+      expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(0);
+      const history = await handle.fetchHistory();
+      expect(history.events?.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+
+      await handle.signal('raiseBudget', { phaseUsd: 20, by: 'test' });
+      const out = await handle.result();
+      expect(out.sessions).toHaveLength(2);
+      // The sessions' own podReserved signals pass the same schema.
+      const done = await handle.query<PhaseProgress>('phaseProgress');
+      expect(done.budget.phaseUsd).toBe(20);
+      expect(done.lockedGpuTypeId).toBe('NVIDIA H100 80GB HBM3');
+    });
+  });
+
   it('counts running sessions by their estimate and the study budget across phases', async () => {
     const calls: Calls = [];
     // Two sessions at once would commit $12 against a $10 phase budget: the second waits for the first.

@@ -44,7 +44,10 @@ describe('podSessionWorkflow when the model server dies mid-run', () => {
 
   const study = (harness: Partial<Study['harness']>): Study => ({
     ...base,
+    // One prompt strategy, still a valid study: the decision contrasts it with itself, no simulated answers.
     prompts: base.prompts.slice(0, 1),
+    analysis: { ...base.analysis, decision: { ...base.analysis.decision, treatmentPrompt: 'zero-shot' } },
+    simulation: undefined,
     harness: { ...base.harness, ...harness },
   });
 

@@ -80,7 +80,10 @@ describe('podSessionWorkflow teardown', () => {
     const target = phase1?.target;
     if (!phase1?.models[0] || target?.kind !== 'ssh-host') throw new Error('phase1 runs on an ssh-host');
     const sshInput: PodSessionInput = {
-      study: { ...real, phases: [{ ...phase1, target: { ...target, gpuIndex: 2 } }] },
+      study: {
+        ...real,
+        phases: real.phases.map((p) => (p === phase1 ? { ...phase1, target: { ...target, gpuIndex: 2 } } : p)),
+      },
       phaseId: 'phase1',
       model: phase1.models[0],
     };

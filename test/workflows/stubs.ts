@@ -81,7 +81,7 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
       sshReconnects: 0,
     }),
     transferResults: rec('transferResults', { files: [], skipped: [] }),
-    collectLogs: rec('collectLogs', { collected: [] }),
+    collectLogs: rec('collectLogs', { collected: [], notes: [] }),
     stopPodWork: rec('stopPodWork', { stopped: [] }),
     writeRunManifest: rec('writeRunManifest', { checksumFile: 'c', metrics: null }),
     summarizePhase: rec('summarizePhase', { summaryPath: 's', runs: 0, inconsistencies: [] }),
@@ -99,6 +99,7 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     },
     recordGateDecision: rec('recordGateDecision', { path: 'g', reportPath: 'r' }),
     writeReport: rec('writeReport', { reportMd: 'r.md', reportHtml: 'r.html' }),
+    checkStudyInputs: rec('checkStudyInputs', { files: [], samples: 4, duplicates: 0 }),
   };
   return { ...base, ...overrides };
 }

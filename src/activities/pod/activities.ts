@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@temporalio/activity';
-import { modelSlug } from '../../shared/constants.js';
+import { modelSlug, WATCHDOG_TOUCH_INTERVAL_MS } from '../../shared/constants.js';
 import type {
   CollectLogsInput,
+  CollectLogsOutput,
   DownloadHeartbeat,
   DownloadModelInput,
   DownloadModelOutput,
@@ -31,11 +32,27 @@ import {
   ModelServerGoneError,
   RemoteCommandError,
   RunInterruptedError,
+  SshError,
   TransferChecksumError,
+  TransferLimitError,
+  UnsafePodFileError,
   type RunInterruptionCause,
   VllmStartFailedError,
 } from './errors.js';
 import { envPrefix, findProcesses, isAlive, killDetached, killPids, q, startDetached, tail } from './remote.js';
+import {
+  commitDownload,
+  describeKind,
+  freshTemp,
+  isSafeName,
+  LIMIT_ENV,
+  listProblems,
+  localRunDir,
+  localTarget,
+  lstatOrNull,
+  shown,
+  type TransferLimits,
+} from './transfer.js';
 import { ensureWatchdog } from './watchdog.js';
 import { DEFAULT_RUNPOD_BASE_URL } from '../runpod/index.js';
 import {
@@ -58,7 +75,10 @@ export interface PodActivityDeps {
   /** Absolute local results root; activities write below it. */
   resultsDir: string;
   hfEndpoint?: string;
+  /** Reaches `hf download` through a mode-600 file on the pod, never a command line. */
   hfToken?: string;
+  /** What may be brought home from a pod (bytes per file, files per run, bytes per session). */
+  transferLimits: TransferLimits;
   pollIntervalMs: number;
   downloadStallTimeoutMs: number;
   /** RunPod REST v2 base URL a pod's watchdog calls to stop itself. */
@@ -83,6 +103,12 @@ export const XET_ERROR_RE = [
 /** Verification passes per attempt: each deletes the files it rejects and the next download fetches them again. */
 const VERIFY_PASSES = 3;
 
+/** The harness's pid and atomic-write temp files (`.metrics.json.123.tmp`): expected in a run folder, never brought home. */
+const SCRATCH_RE = /^\.?[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(pid|tmp)$/;
+
+/** Pod folders (below the workspace) whose logs collectLogs brings home. */
+const LOG_DIRS = ['vllm', 'models'] as const;
+
 export function createPodActivities(deps: PodActivityDeps) {
   const local = (p: string) => (isAbsolute(p) ? p : resolve(deps.projectRoot, p));
 
@@ -90,7 +116,16 @@ export function createPodActivities(deps: PodActivityDeps) {
    * One SSH session for an activity. A dropped connection is replaced and the interrupted command run again (every
    * command here is idempotent), so a network blip costs a reconnect, not an activity retry.
    */
-  async function withShell<T>(endpoint: PodEndpoint, fn: (sh: ReconnectingPodShell) => Promise<T>): Promise<T> {
+  function withShell<T>(endpoint: PodEndpoint, fn: (sh: ReconnectingPodShell) => Promise<T>): Promise<T> {
+    return withShellCleanup(endpoint, undefined, fn);
+  }
+
+  /** withShell, with `cleanup` run on every exit path before the connection closes (its own failure ignored). */
+  async function withShellCleanup<T>(
+    endpoint: PodEndpoint,
+    cleanup: ((sh: PodShell) => Promise<unknown>) | undefined,
+    fn: (sh: ReconnectingPodShell) => Promise<T>,
+  ): Promise<T> {
     const { activityType, attempt } = activityInfo();
     const sh = await ReconnectingPodShell.open(deps.connector, endpoint.ssh, {
       signal: cancellationSignal(),
@@ -101,6 +136,7 @@ export function createPodActivities(deps: PodActivityDeps) {
     try {
       return await fn(sh);
     } finally {
+      if (cleanup) await cleanup(sh).catch(() => undefined);
       sh.close();
     }
   }
@@ -150,6 +186,22 @@ export function createPodActivities(deps: PodActivityDeps) {
     if (!sameRelease(have, want))
       throw new RemoteCommandError('vLLM version check', 1, `wanted ${want}, the pod has ${have || 'none'}`);
     return have;
+  }
+
+  /** What a pod path is by SFTP lstat (never followed), with a reason for anything but a regular file. */
+  async function podFileKind(
+    sh: PodShell,
+    path: string,
+  ): Promise<{ kind: 'file'; bytes: number } | { kind: 'refused'; why: string }> {
+    try {
+      const st = await sh.lstat(path);
+      return st.kind === 'file' ? { kind: 'file', bytes: st.bytes } : { kind: 'refused', why: describeKind(st.kind) };
+    } catch (err) {
+      // Listed but not there to SFTP: the listing does not describe the folder.
+      if (err instanceof SshError && err.kind === 'sftp')
+        return { kind: 'refused', why: `listed but not found (${err.message})` };
+      throw err;
+    }
   }
 
   return {
@@ -252,10 +304,15 @@ export function createPodActivities(deps: PodActivityDeps) {
         // Survives the activity: a retry keeps downloading with Xet off once it has been turned off.
         noXet: `${modelDir}.download.no-xet`,
         expected: `${modelDir}.expected.json`,
+        // Mode 600, read into the detached process's environment and deleted by it at once (see `command`).
+        token: `${modelDir}.download.token`,
       };
+      const useToken = deps.hfToken !== undefined;
+      const dropToken = (sh: PodShell) => sh.exec(`rm -f ${q(files.token)}`);
       const stallTimeoutMs = input.stallTimeoutMs ?? deps.downloadStallTimeoutMs;
       const startedAt = Date.now();
-      return withShell(input.endpoint, async (sh) => {
+      // Every exit (done, failed, cancelled): no token file is left by a process that never read it.
+      return withShellCleanup(input.endpoint, useToken ? dropToken : undefined, async (sh) => {
         const marker = parseMarker((await sh.exec(`cat ${q(`${modelDir}/.complete`)} 2>/dev/null`)).stdout);
         if (marker && marker.commitSha === expected.commitSha && (!input.verifySha256 || marker.sha256Verified)) {
           return {
@@ -292,26 +349,41 @@ export function createPodActivities(deps: PodActivityDeps) {
           const env = envPrefix({
             HF_HOME: `${ws}/hf`,
             HF_ENDPOINT: deps.hfEndpoint,
-            HF_TOKEN: deps.hfToken,
             HF_HUB_DISABLE_XET: disableXet ? '1' : undefined,
             HF_HUB_DOWNLOAD_TIMEOUT: '60',
             HF_HUB_DISABLE_UPDATE_CHECK: '1',
           });
           // Pinned to the commit the metadata came from, so the files are the ones verification expects.
           const hf = `${env}hf download ${q(input.repoId)} --revision ${q(expected.commitSha)} --local-dir ${q(modelDir)}`;
-          return `echo "--- hf download, Xet ${disableXet ? 'off' : 'on'}, $(date -u +%FT%TZ)"; ${hf}; echo "exit=$?" >> ${q(files.status)}`;
+          // The token goes from its file into the environment, never into an argument list (`ps` shows those to
+          // everyone on the pod), and the file goes at once.
+          const token = useToken
+            ? `HF_TOKEN="$(cat ${q(files.token)} 2>/dev/null)"; rm -f ${q(files.token)}; export HF_TOKEN; `
+            : '';
+          return `echo "--- hf download, Xet ${disableXet ? 'off' : 'on'}, $(date -u +%FT%TZ)"; ${token}${hf}; echo "exit=$?" >> ${q(files.status)}`;
         };
-        // Start unless one is running (then re-attach); a stale status file belongs to a finished earlier run.
-        const start = () =>
-          run(
+        /** Written over SFTP into a file created mode 600: the token appears in no command line. */
+        const writeToken = async () => {
+          if (deps.hfToken === undefined) return;
+          await run(sh, 'token file', `umask 077 && rm -f ${q(files.token)} && : > ${q(files.token)}`);
+          await sh.writeFile(files.token, deps.hfToken);
+        };
+        // Start unless one is running (then re-attach, and the token file just written is not needed); a stale
+        // status file belongs to a finished earlier run.
+        const start = async () => {
+          await writeToken();
+          const running = useToken ? `rm -f ${q(files.token)}` : ':';
+          return run(
             sh,
             'start download',
-            `if [ -f ${q(files.pid)} ] && kill -0 "$(cat ${q(files.pid)})" 2>/dev/null; then :; else rm -f ${q(files.status)}; fi\n` +
+            `if [ -f ${q(files.pid)} ] && kill -0 "$(cat ${q(files.pid)})" 2>/dev/null; then ${running}; else rm -f ${q(files.status)}; fi\n` +
               startDetached({ command: command(), pidFile: files.pid, logFile: files.log, cwd: ws }),
           );
+        };
         const fallBack = async (reason: 'stall' | 'xet-error', atBytes: number, detail: string) => {
           log.warn('download: switching to HF_HUB_DISABLE_XET=1', { repoId: input.repoId, reason, atBytes, detail });
           await run(sh, 'stop download', killDetached(files.pid));
+          if (useToken) await dropToken(sh); // a process killed before it read the file
           // Finished files stay; partial ones go: hf-xet may have written their ranges out of order, and the HTTP
           // path would append to such a file from its apparent size (a file of the right size with holes in it).
           await run(
@@ -401,7 +473,7 @@ export function createPodActivities(deps: PodActivityDeps) {
           const ticker = setInterval(() => {
             heartbeat(hb);
             sh.exec(touch(ws)).catch(() => undefined);
-          }, 20_000);
+          }, WATCHDOG_TOUCH_INTERVAL_MS);
           try {
             const v = await sh.exec(cmd, { timeoutMs: 3 * 3_600_000, signal: cancellationSignal() });
             const parsed = VerifyResultSchema.safeParse(safeJson(v.stdout.trim().split('\n').pop() ?? ''));
@@ -784,45 +856,111 @@ export function createPodActivities(deps: PodActivityDeps) {
       });
     },
 
-    /** Copies a run directory home over SFTP; every file is checked against its on-pod sha256, matching files skipped. */
+    /**
+     * Copies a run directory home over SFTP, files already home (same sha256) skipped. The pod is untrusted: its
+     * listing is NUL-separated, each name must be a plain one, each entry a regular file by SFTP lstat, and each file,
+     * the run and the session stay within the worker's limits. What passes comes home (to a fresh temp name, checked,
+     * then renamed into the run folder); anything refused then fails the activity for good, naming it.
+     */
     async transferResults(input: TransferResultsInput): Promise<TransferResultsOutput> {
-      const localDir = join(deps.resultsDir, input.resultsSubdir);
+      const limits = deps.transferLimits;
+      const localDir = localRunDir(deps.resultsDir, input.resultsSubdir);
       mkdirSync(localDir, { recursive: true });
+      const podPath = (name: string) => `${input.remoteDir}/${name}`;
       return withShell(input.endpoint, async (sh) => {
+        // NUL-separated: a newline in a name cannot forge a second entry.
         const listing = await run(
           sh,
           'list results',
-          `cd ${q(input.remoteDir)} && find . -maxdepth 1 -type f ! -name '*.pid' ! -name '*.tmp' -printf '%f\\n'`,
+          `cd ${q(input.remoteDir)} && find . -mindepth 1 -maxdepth 1 -print0`,
         );
-        const names = listing
-          .split('\n')
-          .map((s) => s.trim())
-          .filter(Boolean)
-          .sort();
+        const refused: string[] = [];
+        const candidates: { name: string; bytes: number }[] = [];
+        for (const entry of [...new Set(listing.split('\0').filter(Boolean))].sort()) {
+          const name = entry.startsWith('./') ? entry.slice(2) : entry;
+          if (SCRATCH_RE.test(name)) continue;
+          if (!isSafeName(name)) {
+            refused.push(`${shown(name)} is not a plain file name (letters, digits, '.', '_', '-'; no '..')`);
+            continue;
+          }
+          const kind = await podFileKind(sh, podPath(name));
+          if (kind.kind !== 'file') refused.push(`${shown(name)} is ${kind.why}`);
+          else candidates.push({ name, bytes: kind.bytes });
+        }
+
+        const overLimit: string[] = [];
+        const sessionLimit = (name: string, bytes: number, total: number) =>
+          `${name} (${bytes} bytes) would bring the session to ${total} bytes, over its limit of ` +
+          `${limits.maxSessionBytes} (raise ${LIMIT_ENV.maxSessionBytes})`;
+        const fileLimit = (name: string, bytes: number) =>
+          `${name} is ${bytes} bytes, over the limit of ${limits.maxFileBytes} per file (raise ${LIMIT_ENV.maxFileBytes})`;
+        let sessionBytes = input.sessionBytesSoFar ?? 0;
+        let tooMany = 0;
+        const accepted: { name: string; bytes: number }[] = [];
+        for (const c of candidates) {
+          if (c.bytes > limits.maxFileBytes) overLimit.push(fileLimit(c.name, c.bytes));
+          else if (accepted.length >= limits.maxFilesPerRun) tooMany++;
+          else if (sessionBytes + c.bytes > limits.maxSessionBytes)
+            overLimit.push(sessionLimit(c.name, c.bytes, sessionBytes + c.bytes));
+          else {
+            accepted.push(c);
+            sessionBytes += c.bytes;
+          }
+        }
+        if (tooMany > 0) {
+          overLimit.unshift(
+            `the run folder holds ${accepted.length + tooMany} files, over the limit of ${limits.maxFilesPerRun} per run ` +
+              `(raise ${LIMIT_ENV.maxFilesPerRun}); the first ${accepted.length} by name were brought home`,
+          );
+        }
+
+        // The pod's checksum proves only that the copy is intact; the output carries the one computed here.
         const remote = await remoteSha256(
           sh,
-          names.map((n) => `${input.remoteDir}/${n}`),
+          accepted.map((f) => podPath(f.name)),
         );
         const files: TransferResultsOutput['files'] = [];
         const skipped: string[] = [];
-        for (const name of names) {
-          const want = remote.get(`${input.remoteDir}/${name}`);
-          if (!want) throw new TransferChecksumError(`no checksum for ${name} on the pod`);
-          const dest = join(localDir, name);
-          if (existsSync(dest) && (await sha256File(dest)) === want) {
-            skipped.push(name);
+        for (const f of accepted) {
+          const want = remote.get(podPath(f.name));
+          if (!want) throw new TransferChecksumError(`no checksum for ${f.name} on the pod`);
+          const dest = localTarget(localDir, f.name);
+          const home = lstatOrNull(dest);
+          if (home?.isFile() && home.size === f.bytes && (await sha256File(dest)) === want) {
+            skipped.push(f.name);
           } else {
-            const tmp = `${dest}.partial`;
-            await sh.getFile(`${input.remoteDir}/${name}`, tmp);
-            const got = await sha256File(tmp);
-            if (got !== want) {
+            const tmp = freshTemp(localDir, f.name);
+            try {
+              await sh.getFile(podPath(f.name), tmp);
+              // The pod can grow a file between its lstat and the copy: judge what actually arrived.
+              const got = lstatSync(tmp).size;
+              const total = sessionBytes - f.bytes + got;
+              if (got > limits.maxFileBytes || total > limits.maxSessionBytes) {
+                overLimit.push(got > limits.maxFileBytes ? fileLimit(f.name, got) : sessionLimit(f.name, got, total));
+                continue;
+              }
+              sessionBytes = total;
+              const sum = await sha256File(tmp);
+              if (sum !== want)
+                throw new TransferChecksumError(`${f.name}: sha256 ${sum} after transfer, ${want} on the pod`);
+              commitDownload(tmp, dest);
+            } finally {
               rmSync(tmp, { force: true });
-              throw new TransferChecksumError(`${name}: sha256 ${got} after transfer, ${want} on the pod`);
             }
-            renameSync(tmp, dest);
           }
-          heartbeat({ file: name });
-          files.push({ name, bytes: statSync(dest).size, sha256: want });
+          heartbeat({ file: f.name });
+          files.push({ name: f.name, bytes: lstatSync(dest).size, sha256: want });
+        }
+        const kept = `${files.length} file(s) within the rules are in ${localDir}`;
+        if (refused.length > 0) {
+          throw new UnsafePodFileError(
+            `refused ${refused.length} pod file(s) in ${shown(input.remoteDir)}: ${listProblems(refused)}; ${kept}`,
+          );
+        }
+        if (overLimit.length > 0) {
+          throw new TransferLimitError(
+            `results in ${shown(input.remoteDir)} over the transfer limits: ${listProblems(overLimit)}; ${kept}`,
+          );
         }
         return { files, skipped };
       });
@@ -855,30 +993,94 @@ export function createPodActivities(deps: PodActivityDeps) {
       });
     },
 
-    /** Best effort: brings vLLM and download logs home before the pod goes away. Never fails the session. */
-    async collectLogs(input: CollectLogsInput): Promise<{ collected: string[] }> {
+    /**
+     * Best effort: brings vLLM and download logs home before the pod goes away; never fails the session. The rules of
+     * transferResults apply (plain names, regular files by lstat, fresh temp names, the session's byte limit), except
+     * that a log over the limit comes home as its last bytes, and anything refused is skipped; both with a note.
+     */
+    async collectLogs(input: CollectLogsInput): Promise<CollectLogsOutput> {
       const ws = input.endpoint.workspaceDir;
-      const localDir = join(deps.resultsDir, input.resultsSubdir);
-      mkdirSync(localDir, { recursive: true });
+      const limits = deps.transferLimits;
       const collected: string[] = [];
+      const notes: string[] = [];
+      const note = (text: string) => {
+        notes.push(text);
+        log.warn('collect logs', { note: text });
+      };
+      let sessionBytes = input.sessionBytesSoFar ?? 0;
       try {
+        const localDir = localRunDir(deps.resultsDir, input.resultsSubdir);
+        mkdirSync(localDir, { recursive: true });
         await withShell(input.endpoint, async (sh) => {
-          const list = await sh.exec(
-            `ls -1 ${q(`${ws}/vllm/vllm.log`)} ${q(`${ws}/models`)}/*.download.log 2>/dev/null`,
+          const listing = await run(
+            sh,
+            'list logs',
+            `find ${q(`${ws}/vllm`)} -mindepth 1 -maxdepth 1 -name vllm.log -print0 2>/dev/null; ` +
+              `find ${q(`${ws}/models`)} -mindepth 1 -maxdepth 1 -name '*.download.log' -print0 2>/dev/null; true`,
           );
-          for (const path of list.stdout
-            .split('\n')
-            .map((s) => s.trim())
-            .filter(Boolean)) {
-            const name = path.slice(ws.length + 1).replace(/\//g, '__');
-            await sh.getFile(path, join(localDir, name));
-            collected.push(name);
+          const tailCopy = `${ws}/collect-logs.tail`;
+          for (const path of [...new Set(listing.split('\0').filter(Boolean))].sort()) {
+            const dir = LOG_DIRS.find((d) => path.startsWith(`${ws}/${d}/`));
+            const base = dir ? path.slice(ws.length + dir.length + 2) : '';
+            if (!dir || !isSafeName(base)) {
+              note(`skipped ${shown(path)}: not a plain log file name`);
+              continue;
+            }
+            const name = `${dir}__${base}`;
+            if (collected.length >= limits.maxFilesPerRun) {
+              note(`skipped ${name}: over ${limits.maxFilesPerRun} logs (${LIMIT_ENV.maxFilesPerRun})`);
+              continue;
+            }
+            const kind = await podFileKind(sh, path);
+            if (kind.kind !== 'file') {
+              note(`skipped ${name}: ${kind.why}`);
+              continue;
+            }
+            const left = limits.maxSessionBytes - sessionBytes;
+            const cap = Math.min(limits.maxLogBytes, limits.maxFileBytes, left);
+            const capEnv =
+              cap === left
+                ? LIMIT_ENV.maxSessionBytes
+                : cap === limits.maxLogBytes
+                  ? LIMIT_ENV.maxLogBytes
+                  : LIMIT_ENV.maxFileBytes;
+            if (cap <= 0) {
+              note(
+                `skipped ${name}: the session has brought home its limit of ${limits.maxSessionBytes} bytes (${capEnv})`,
+              );
+              continue;
+            }
+            let source = path;
+            if (kind.bytes > cap) {
+              source = tailCopy;
+              await run(sh, 'log tail', `tail -c ${cap} ${q(path)} > ${q(tailCopy)}`);
+              note(
+                `${name}: ${kind.bytes} bytes on the pod, over the limit of ${cap} (${capEnv}); brought home its last ${cap} bytes`,
+              );
+            }
+            const tmp = freshTemp(localDir, name);
+            try {
+              await sh.getFile(source, tmp);
+              const got = lstatSync(tmp).size;
+              if (got > cap) {
+                note(`skipped ${name}: ${got} bytes arrived, over the limit of ${cap} (${capEnv})`);
+                continue;
+              }
+              commitDownload(tmp, localTarget(localDir, name));
+              sessionBytes += got;
+              collected.push(name);
+            } catch (err) {
+              note(`skipped ${name}: ${(err as Error).message}`);
+            } finally {
+              rmSync(tmp, { force: true });
+              if (source !== path) await sh.exec(`rm -f ${q(tailCopy)}`).catch(() => undefined);
+            }
           }
         });
       } catch (err) {
-        log.warn('could not collect pod logs', { error: (err as Error).message });
+        note(`could not collect pod logs: ${(err as Error).message}`);
       }
-      return { collected };
+      return { collected, notes };
     },
   };
 }

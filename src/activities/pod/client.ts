@@ -1,9 +1,10 @@
 // SSH exec and SFTP to a pod (RunPod's `ssh.direct`, the team's own server, or a sandbox sshd), over ssh2.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import type { SshTarget } from '../../shared/types.js';
-import { SshError } from './errors.js';
+import { HostKeyMismatchError, SshError } from './errors.js';
 
 export interface ExecResult {
   code: number | null;
@@ -24,13 +25,44 @@ export interface PodShell {
   putFile(localPath: string, remotePath: string): Promise<void>;
   /** Copies a pod file to a local path over SFTP. */
   getFile(remotePath: string, localPath: string): Promise<void>;
+  /** What `remotePath` itself is (SFTP lstat: a symlink is reported, never followed) and its size in bytes. */
+  lstat(remotePath: string): Promise<{ kind: 'file' | 'directory' | 'symlink' | 'other'; bytes: number }>;
   /** False once the connection has closed (dropped, or closed by us). */
   isOpen(): boolean;
+  /** The host key the server presented, OpenSSH style (`SHA256:...`, as `ssh-keygen -lf` prints it). */
+  readonly hostKeySha256: string;
   close(): void;
 }
 
+export interface ConnectOptions {
+  signal?: AbortSignal;
+  /**
+   * Accept whatever host key the server presents (and report it in `hostKeySha256`) when the target has no pin.
+   * Only the readiness check of a freshly created pod asks for this: it records the key every later connection
+   * must present.
+   */
+  trustOnFirstUse?: boolean;
+}
+
 export interface PodConnector {
-  connect(target: SshTarget, opts?: { signal?: AbortSignal }): Promise<PodShell>;
+  /**
+   * Connects and logs in. The server must present `target.hostKeySha256`; a target without a pin is refused unless
+   * `opts.trustOnFirstUse` is set.
+   * @throws HostKeyMismatchError (an SshError of kind `host-key`) for a wrong or missing pin; never worth a retry.
+   */
+  connect(target: SshTarget, opts?: ConnectOptions): Promise<PodShell>;
+}
+
+/** OpenSSH's fingerprint of a public key blob (the SSH wire format): `SHA256:` + base64 without padding. */
+export function hostKeyFingerprint(keyBlob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type named at the start of a public key blob (`ssh-ed25519`, `ssh-rsa`...), for error messages. */
+function keyType(keyBlob: Buffer): string {
+  if (keyBlob.length < 4) return 'unknown';
+  const len = keyBlob.readUInt32BE(0);
+  return len > 0 && len < 64 && keyBlob.length >= 4 + len ? keyBlob.subarray(4, 4 + len).toString('latin1') : 'unknown';
 }
 
 /** Connects with the worker's private key; the key never leaves the worker. */
@@ -43,10 +75,16 @@ export class SshPodConnector implements PodConnector {
     this.#connectTimeoutMs = opts.connectTimeoutMs;
   }
 
-  connect(target: SshTarget, opts: { signal?: AbortSignal } = {}): Promise<PodShell> {
+  connect(target: SshTarget, opts: ConnectOptions = {}): Promise<PodShell> {
+    const hostPort = `${target.host}:${target.port}`;
+    const pinned = target.hostKeySha256;
+    if (pinned === undefined && !opts.trustOnFirstUse) {
+      return Promise.reject(new HostKeyMismatchError({ hostPort, expected: null, presented: null }));
+    }
     return new Promise((resolve, reject) => {
       const client = new Client();
-      const where = `${target.username}@${target.host}:${target.port}`;
+      const where = `${target.username}@${hostPort}`;
+      let presented = '';
       const onAbort = () => {
         client.end();
         reject(new SshError(`connection to ${where} cancelled`, where, 'cancelled'));
@@ -55,7 +93,7 @@ export class SshPodConnector implements PodConnector {
       client
         .on('ready', () => {
           opts.signal?.removeEventListener('abort', onAbort);
-          resolve(new Ssh2Shell(client, where));
+          resolve(new Ssh2Shell(client, where, presented));
         })
         .on('error', (err) => {
           opts.signal?.removeEventListener('abort', onAbort);
@@ -73,9 +111,16 @@ export class SshPodConnector implements PodConnector {
           privateKey: this.#privateKey,
           readyTimeout: this.#connectTimeoutMs,
           keepaliveInterval: 15_000,
-          // Pods are created with fresh host keys that cannot be known in advance; the pod's identity comes
-          // from the RunPod API (id -> ssh.direct), and only key authentication is offered.
-          hostVerifier: () => true,
+          // Pods are created with fresh host keys that cannot be known in advance: the readiness check trusts the
+          // first key it sees and pins it, and every later connection must present that same key (or, for the
+          // team's own server, the one configured in the study). A settled promise ignores the later 'error'.
+          hostVerifier: (key: Buffer) => {
+            presented = hostKeyFingerprint(key);
+            if (pinned === undefined || presented === pinned) return true;
+            opts.signal?.removeEventListener('abort', onAbort);
+            reject(new HostKeyMismatchError({ hostPort, expected: pinned, presented, keyType: keyType(key) }));
+            return false;
+          },
         });
     });
   }
@@ -90,6 +135,7 @@ class Ssh2Shell implements PodShell {
   constructor(
     readonly client: Client,
     readonly where: string,
+    readonly hostKeySha256: string,
   ) {
     let onClosed: () => void = () => undefined;
     this.#closed = new Promise<never>((_, reject) => {
@@ -207,6 +253,22 @@ class Ssh2Shell implements PodShell {
     return this.#sftpOp((sftp, done) => sftp.fastGet(remotePath, localPath, done), `sftp get ${remotePath}`);
   }
 
+  async lstat(remotePath: string): Promise<{ kind: 'file' | 'directory' | 'symlink' | 'other'; bytes: number }> {
+    let stat: { kind: 'file' | 'directory' | 'symlink' | 'other'; bytes: number } = { kind: 'other', bytes: 0 };
+    await this.#sftpOp(
+      (sftp, done) =>
+        sftp.lstat(remotePath, (err, s) => {
+          if (!err) {
+            const kind = s.isSymbolicLink() ? 'symlink' : s.isFile() ? 'file' : s.isDirectory() ? 'directory' : 'other';
+            stat = { kind, bytes: s.size };
+          }
+          done(err);
+        }),
+      `sftp lstat ${remotePath}`,
+    );
+    return stat;
+  }
+
   close(): void {
     this.#open = false;
     this.client.end();
@@ -235,14 +297,22 @@ export class ReconnectingPodShell implements PodShell {
     this.#shell = first;
   }
 
-  /** Connects once (a pod that cannot be reached at all is the caller's retry, not this class's). */
+  /**
+   * Connects once (a pod that cannot be reached at all is the caller's retry, not this class's). Every reconnect
+   * must present the host key the first connection saw.
+   */
   static async open(
     connector: PodConnector,
     target: SshTarget,
     opts: { signal?: AbortSignal; onReconnect?: (count: number, cause: SshError) => void } = {},
   ): Promise<ReconnectingPodShell> {
     const first = await connector.connect(target, opts.signal ? { signal: opts.signal } : {});
-    return new ReconnectingPodShell(connector, target, first, opts);
+    return new ReconnectingPodShell(connector, { ...target, hostKeySha256: first.hostKeySha256 }, first, opts);
+  }
+
+  /** The host key the connection presented (the same on every reconnect, or the reconnect fails). */
+  get hostKeySha256(): string {
+    return this.target.hostKeySha256 ?? '';
   }
 
   /** How many times a dropped connection was replaced. */
@@ -264,6 +334,10 @@ export class ReconnectingPodShell implements PodShell {
 
   getFile(remotePath: string, localPath: string): Promise<void> {
     return this.#op((sh) => sh.getFile(remotePath, localPath));
+  }
+
+  lstat(remotePath: string): Promise<{ kind: 'file' | 'directory' | 'symlink' | 'other'; bytes: number }> {
+    return this.#op((sh) => sh.lstat(remotePath));
   }
 
   isOpen(): boolean {
@@ -294,6 +368,7 @@ export class ReconnectingPodShell implements PodShell {
       try {
         sh = this.#shell ?? (await this.#connect());
       } catch (err) {
+        // A wrong host key (kind `host-key`) is never retried: another attempt would only talk to the same impostor.
         if (!(err instanceof SshError) || err.kind !== 'connect') throw err;
         last = err; // the pod may be back in a moment: keep trying within the backoff
         continue;

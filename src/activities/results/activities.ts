@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { sha256File } from '../pod/activities.js';
 import type {
   ManifestHardware,
@@ -12,7 +12,8 @@ import type {
   WriteRunManifestInput,
   WriteRunManifestOutput,
 } from '../../shared/types.js';
-import { HarnessContractError } from '../pod/errors.js';
+import { HarnessContractError, TransferLimitError } from '../pod/errors.js';
+import { LIMIT_ENV, type TransferLimits } from '../pod/transfer.js';
 import type { z } from 'zod';
 import { EnvironmentSchema, MetricsSchema } from './schemas.js';
 
@@ -22,6 +23,8 @@ export const MANIFEST_FILE = 'manifest.json';
 export interface ResultsActivityDeps {
   /** Absolute results root (`results/`). */
   resultsDir: string;
+  /** `maxJsonBytes`: the largest harness JSON (written on the pod, so untrusted) the worker parses. */
+  transferLimits: Pick<TransferLimits, 'maxJsonBytes'>;
 }
 
 function writeAtomic(path: string, content: string) {
@@ -30,8 +33,30 @@ function writeAtomic(path: string, content: string) {
   renameSync(tmp, path);
 }
 
-function readJson(path: string): unknown {
-  return JSON.parse(readFileSync(path, 'utf8'));
+/**
+ * A harness JSON file from the run folder, or null when there is none. It came from the pod: a plain file within
+ * the size limit, or a clear failure naming it, rather than an unbounded read.
+ */
+function readHarnessJson(path: string, maxBytes: number): unknown {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return null;
+  }
+  const name = basename(path);
+  if (!st.isFile()) throw new HarnessContractError(`${name} in ${dirname(path)} is not a regular file`);
+  if (st.size > maxBytes) {
+    throw new TransferLimitError(
+      `${name} in ${dirname(path)} is ${st.size} bytes, over the limit of ${maxBytes} for JSON the worker parses ` +
+        `(raise ${LIMIT_ENV.maxJsonBytes})`,
+    );
+  }
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new HarnessContractError(`${name} in ${dirname(path)} is not valid JSON: ${(err as Error).message}`);
+  }
 }
 
 /** Controlled variables: runs meant to be compared must agree on every one of these. */
@@ -124,14 +149,14 @@ export function createResultsActivities(deps: ResultsActivityDeps) {
      */
     async writeRunManifest(input: WriteRunManifestInput): Promise<WriteRunManifestOutput> {
       const dir = join(deps.resultsDir, input.resultsSubdir);
-      const envPath = join(dir, 'environment.json');
-      const environment: unknown = existsSync(envPath) ? readJson(envPath) : null;
+      const maxJsonBytes = deps.transferLimits.maxJsonBytes;
+      const environment: unknown = readHarnessJson(join(dir, 'environment.json'), maxJsonBytes);
 
       let metrics: RunMetricsSummary | null = null;
       let energy: z.infer<typeof MetricsSchema>['energy'] | null = null;
-      const metricsPath = join(dir, 'metrics.json');
-      if (existsSync(metricsPath)) {
-        const parsed = MetricsSchema.safeParse(readJson(metricsPath));
+      const rawMetrics = readHarnessJson(join(dir, 'metrics.json'), maxJsonBytes);
+      if (rawMetrics !== null) {
+        const parsed = MetricsSchema.safeParse(rawMetrics);
         if (!parsed.success)
           throw new HarnessContractError(`metrics.json does not match the harness contract: ${parsed.error.message}`);
         const m = parsed.data;
@@ -166,8 +191,7 @@ export function createResultsActivities(deps: ResultsActivityDeps) {
         input.runSubdirs.map(async (sub) => {
           const dir = join(deps.resultsDir, sub);
           const manifest = JSON.parse(await readFile(join(dir, MANIFEST_FILE), 'utf8')) as RunManifest;
-          const metricsPath = join(dir, 'metrics.json');
-          const metrics: unknown = existsSync(metricsPath) ? JSON.parse(await readFile(metricsPath, 'utf8')) : null;
+          const metrics = readHarnessJson(join(dir, 'metrics.json'), deps.transferLimits.maxJsonBytes);
           return { dir: relative(deps.resultsDir, dir), manifest, metrics };
         }),
       );

@@ -372,7 +372,8 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
     },
 
     /**
-     * Waits for RUNNING with a direct SSH port, then proves SSH works by running a command there. A pod that goes to
+     * Waits for RUNNING with a direct SSH port, then proves SSH works by running a command there, and pins the host key
+     * it presented (returned in `ssh.hostKeySha256`; later connections must present it). A pod that goes to
      * ERROR or vanishes fails at once; one that stays portless or keeps refusing SSH fails at the deadline. Both
      * failures are non-retryable and name the reason: the workflow terminates the pod and tries the next candidate.
      * Transient API errors while polling only delay the verdict.
@@ -411,10 +412,15 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
           if (ssh) {
             sawPort = true;
             try {
-              const shell = await deps.connector.connect(ssh, { signal: cancellationSignal() });
+              // Trust on first use: a fresh pod's host key cannot be known in advance. The key seen here is pinned
+              // in the endpoint, and every later activity's connection must present the same one.
+              const shell = await deps.connector.connect(ssh, { signal: cancellationSignal(), trustOnFirstUse: true });
               try {
                 const r = await shell.exec(workspaceProbe(input.defaultWorkspaceDir), { timeoutMs: 30_000 });
-                if (r.code === 0 && r.stdout.startsWith('/')) return { ssh, workspaceDir: r.stdout.trim() };
+                if (r.code === 0 && r.stdout.startsWith('/')) {
+                  log.info('pod ready; host key pinned', { podId: input.podId, hostKeySha256: shell.hostKeySha256 });
+                  return { ssh: { ...ssh, hostKeySha256: shell.hostKeySha256 }, workspaceDir: r.stdout.trim() };
+                }
                 last = `ssh command failed: ${r.stderr.slice(-200)}`;
               } finally {
                 shell.close();

@@ -1,0 +1,5 @@
+export { createStudyActivities } from './activities.js';
+export type { StudyActivityDeps } from './activities.js';
+export { HarnessCheckClient } from './client.js';
+export type { HarnessCheckApi, HarnessCheckClientOptions } from './client.js';
+export { HarnessCheckFailedError } from './errors.js';
