@@ -7,9 +7,11 @@ import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
+import type { PodConnector } from '../../src/activities/pod/client.js';
+import { createPodActivities } from '../../src/activities/pod/activities.js';
 import { createStudyActivities, HarnessCheckClient } from '../../src/activities/study/index.js';
 import { MIN_MEASURE_POWER_SECS } from '../../src/shared/constants.js';
-import type { CheckStudyInputsInput, CheckStudyInputsOutput } from '../../src/shared/types.js';
+import type { CheckStudyInputsInput, CheckStudyInputsOutput, PreparePodInput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import { HARNESS_DIR } from '../../src/workers/worker.js';
@@ -113,5 +115,45 @@ describe('checkStudyInputs', () => {
     await expect(check(root, at(MIN_MEASURE_POWER_SECS))).resolves.toMatchObject({
       duplicates: expect.any(Number) as number,
     });
+  });
+});
+
+describe('preparePod', () => {
+  it('uploads nothing the phase check would refuse: a dataset linked out of the project fails before any SSH', async () => {
+    const { root, outside } = project();
+    symlinkSync(join(outside, 'id_ed25519'), join(root, 'data', 'linked.jsonl'));
+    let connects = 0;
+    const connector: PodConnector = {
+      connect: () => {
+        connects++;
+        return Promise.reject(new Error('no pod in this test'));
+      },
+    };
+    const acts = withFailureConversion(
+      createPodActivities({
+        connector,
+        projectRoot: root,
+        harnessDir: HARNESS_DIR,
+        resultsDir: join(root, 'results'),
+        pollIntervalMs: 100,
+        downloadStallTimeoutMs: 1_000,
+        transferLimits: { maxFileBytes: 1, maxFilesPerRun: 1, maxSessionBytes: 1, maxJsonBytes: 1, maxLogBytes: 1 },
+      }),
+    );
+    const env = new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
+    const input: PreparePodInput = {
+      endpoint: { ssh: { host: '127.0.0.1', port: 1, username: 'root' }, workspaceDir: '/workspace' },
+      datasetPath: 'data/linked.jsonl',
+      prompts: base.prompts,
+      vllmVersion: base.vllm.version,
+    };
+    const err = await env.run((i: PreparePodInput) => acts.preparePod(i), input).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).type).toBe('StudyInvalidError');
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as ApplicationFailure).message).toMatch(
+      /datasetPath: data\/linked\.jsonl is a link to a file outside the project/,
+    );
+    expect(connects).toBe(0);
   });
 });

@@ -21,6 +21,7 @@ import { startSandboxServers } from '../../sandbox/daemon.js';
 import { DEFAULT_SHARD_COUNT, shardFileName } from '../../sandbox/hf-server/index.js';
 import { inProcessSandboxControl, scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
 import { freePort, makeKey } from '../activities/sandbox-pod.js';
+import { consistentCut } from '../setup/study-cut.js';
 
 const FIRST = shardFileName(1, DEFAULT_SHARD_COUNT);
 const LAST = shardFileName(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_COUNT);
@@ -85,14 +86,14 @@ describe('pod-side sandbox scenarios', () => {
    * (sandbox pods share this host's loopback with any other sandbox running here).
    */
   async function smallStudy(harness: Partial<Study['harness']> = {}): Promise<Study> {
-    return {
+    return consistentCut({
       ...base,
       study: `sc-${randomUUID().slice(0, 8)}`,
       prompts: base.prompts.filter((p) => p.name === 'zero-shot'),
       vllm: { ...base.vllm, port: await freePort() },
       harness: { ...base.harness, concurrency: 2, baselineSeconds: 1, limit: 4, ...harness },
       download: { stallTimeoutMs: 3_000, verifySha256: false },
-    };
+    });
   }
 
   /** Applies the scenario, runs one pod session to its end, clears every fault, and checks the pod is gone. */

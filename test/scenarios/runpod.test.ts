@@ -24,6 +24,7 @@ import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import { CAPACITY_CRUNCH_DELAY_MS, inProcessSandboxControl, scenarioByName } from '../../sandbox/scenarios.js';
+import { consistentCut } from '../setup/study-cut.js';
 
 /**
  * RunPod trouble end to end on the sandbox: the real worker and activities, the emulator's sshd pods, the `hf` CLI,
@@ -97,7 +98,7 @@ describe('RunPod scenarios on the sandbox', () => {
 
   /** The sandbox study cut down to one prompt and a few samples, with fast reservation retries. */
   async function smallStudy(target: Record<string, unknown> = {}, limit = 4): Promise<Study> {
-    return {
+    return consistentCut({
       ...base,
       study: `sc-${randomUUID().slice(0, 8)}`,
       prompts: base.prompts.slice(0, 1),
@@ -123,7 +124,7 @@ describe('RunPod scenarios on the sandbox', () => {
             }
           : p,
       ),
-    };
+    });
   }
 
   function startSession(study: Study, taskQueue: string): Promise<WorkflowHandle<typeof podSessionWorkflow>> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@temporalio/activity';
 import { modelSlug, WATCHDOG_TOUCH_INTERVAL_MS } from '../../shared/constants.js';
 import type {
@@ -54,6 +54,8 @@ import {
   type TransferLimits,
 } from './transfer.js';
 import { ensureWatchdog } from './watchdog.js';
+import { resolveStudyFiles } from '../../study/files.js';
+import { StudyInvalidError } from '../../study/load.js';
 import { DEFAULT_RUNPOD_BASE_URL } from '../runpod/index.js';
 import {
   CompleteMarkerSchema,
@@ -110,7 +112,16 @@ const SCRATCH_RE = /^\.?[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.(pid|tmp)$/;
 const LOG_DIRS = ['vllm', 'models'] as const;
 
 export function createPodActivities(deps: PodActivityDeps) {
-  const local = (p: string) => (isAbsolute(p) ? p : resolve(deps.projectRoot, p));
+  /**
+   * The study's local files as they may be uploaded: inside the project after symlinks, regular files. The phase
+   * checked them before reserving; checked again here because a pod session can be started on its own.
+   */
+  const studyFiles = (study: Pick<PreparePodInput, 'datasetPath' | 'prompts'>) => {
+    const { files, problems } = resolveStudyFiles({ study, projectRoot: deps.projectRoot });
+    if (problems.length) throw new StudyInvalidError('the workflow input', problems);
+    const byPath = new Map(files.map((f) => [f.path, f.realPath]));
+    return (p: string) => byPath.get(p) ?? '';
+  };
 
   /**
    * One SSH session for an activity. A dropped connection is replaced and the interrupted command run again (every
@@ -213,6 +224,7 @@ export function createPodActivities(deps: PodActivityDeps) {
         datasetPath: `${ws}/data/dataset.jsonl`,
         promptsDir: `${ws}/prompts`,
       };
+      const local = studyFiles(input);
       return withShell(input.endpoint, async (sh) => {
         await run(
           sh,
