@@ -297,8 +297,8 @@ describe('RunPod scenarios on the sandbox', () => {
     const { worker, taskQueue, running } = await startWorker();
     // Slow tokens, so the session is still in inference when the worker goes away.
     await control().injectRunPodFault({ type: 'pod-env', env: { VLLM_SIM_TOKENS_PER_S: '5' } });
-    // 12 s: longer than any gap between the activities' touches on a busy test machine (the model check after the
-    // download does not touch), short enough to keep the test quick.
+    // 12 s: longer than the longest gap between touches inside an activity (WATCHDOG_TOUCH_INTERVAL_MS, 10 s, also
+    // during the model check after the download), short enough to keep the test quick.
     const study = await smallStudy(
       { watchdog: { enabled: true, staleAfterMs: 12_000, checkIntervalMs: 1_000, selfStop: 'pod-key' } },
       40,
