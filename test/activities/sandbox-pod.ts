@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { SshPodConnector } from '../../src/activities/pod/client.js';
 import { workspaceProbe } from '../../src/activities/pod/remote.js';
+import { createRequest } from '../../src/activities/runpod/activities.js';
+import { podSshEndpoint, type RunPodClient } from '../../src/activities/runpod/index.js';
 import type { PodEndpoint, SshTarget } from '../../src/shared/types.js';
+import { RunPodTargetSchema } from '../../src/study/schema.js';
 import type { startSandboxServers } from '../../sandbox/daemon.js';
 import type { RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
 
@@ -139,4 +142,52 @@ export function freePort(): Promise<number> {
       srv.close(() => resolvePort(port));
     });
   });
+}
+
+/** The RunPod target of tests that create pods on the emulator through the real client. */
+export const EMULATOR_TARGET = RunPodTargetSchema.parse({
+  kind: 'runpod',
+  image: 'runpod/pytorch:2.8.0',
+  containerDiskGb: 20,
+  volumeGb: 20,
+  candidates: [{ gpuTypeId: 'NVIDIA L40S', dataCenterIds: ['EU-RO-1'] }],
+});
+
+/** Polls `probe` until it returns a value (a condition, never a fixed sleep); fails naming `what`. */
+export async function until<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Creates a pod on the emulator through the real client and waits until RunPod lists its SSH port (no connection
+ * made yet): its id and unpinned target.
+ */
+export async function createdPodWithSsh(input: {
+  client: RunPodClient;
+  name: string;
+  publicKey: string;
+  timeoutMs?: number;
+}): Promise<{ podId: string; ssh: SshTarget }> {
+  const created = await input.client.createPod(
+    createRequest(input.name, EMULATOR_TARGET, EMULATOR_TARGET.candidates[0]!, input.publicKey),
+  );
+  const ssh = await until(
+    'SSH',
+    async () => {
+      const pod = await input.client.getPod(created.id);
+      return (pod && podSshEndpoint(pod)) ?? undefined;
+    },
+    input.timeoutMs,
+  );
+  return { podId: created.id, ssh };
 }

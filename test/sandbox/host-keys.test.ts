@@ -18,13 +18,12 @@ import {
 } from '../../src/activities/pod/client.js';
 import { createPodActivities } from '../../src/activities/pod/activities.js';
 import { HostKeyMismatchError } from '../../src/activities/pod/errors.js';
-import { createRequest, createRunPodActivities } from '../../src/activities/runpod/activities.js';
-import { RunPodClient, podSshEndpoint } from '../../src/activities/runpod/index.js';
+import { createRunPodActivities } from '../../src/activities/runpod/activities.js';
+import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
 import type { PodEndpoint, SshTarget, StopPodWorkInput, WaitForPodReadyInput } from '../../src/shared/types.js';
-import { RunPodTargetSchema } from '../../src/study/schema.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
-import { pinned } from '../activities/sandbox-pod.js';
+import { createdPodWithSsh, pinned, until } from '../activities/sandbox-pod.js';
 
 const API_KEY = 'host-keys-key';
 const dir = mkdtempSync(join(tmpdir(), 'host-keys-'));
@@ -34,35 +33,12 @@ let connector: SshPodConnector;
 let publicKey: string;
 let seq = 0;
 
-const target = RunPodTargetSchema.parse({
-  kind: 'runpod',
-  image: 'runpod/pytorch:2.8.0',
-  containerDiskGb: 20,
-  volumeGb: 20,
-  candidates: [{ gpuTypeId: 'NVIDIA L40S', dataCenterIds: ['EU-RO-1'] }],
-});
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** This file's waits: a swap restarts an sshd, slower on a busy machine. */
+const WAIT_MS = 30_000;
 
 /** A created pod once RunPod lists its SSH port (no connection made yet): its id and unpinned target. */
-async function newPod(): Promise<{ podId: string; ssh: SshTarget }> {
-  const created = await client.createPod(
-    createRequest(`gpustudy--hk--p--m--t${++seq}-r0`, target, target.candidates[0]!, publicKey),
-  );
-  const ssh = await until('SSH', async () => {
-    const pod = await client.getPod(created.id);
-    return (pod && podSshEndpoint(pod)) ?? undefined;
-  });
-  return { podId: created.id, ssh };
-}
+const newPod = () =>
+  createdPodWithSsh({ client, name: `gpustudy--hk--p--m--t${++seq}-r0`, publicKey, timeoutMs: WAIT_MS });
 
 const internals = (podId: string) => emu.pods().find((p) => p.id === podId);
 const OTHER_KEY = `SHA256:${'A'.repeat(43)}`;
@@ -186,9 +162,9 @@ describe('SshPodConnector host key check', () => {
     const sh = await ReconnectingPodShell.open(c, pinned(emu, podId, ssh));
     try {
       emu.injectFault({ type: 'pod', effect: 'host-key-swap', podId, afterLogins: 0 });
-      await until('the swap', () => (internals(podId)?.hostKeySwaps === 1 ? true : undefined));
+      await until('the swap', () => (internals(podId)?.hostKeySwaps === 1 ? true : undefined), WAIT_MS);
       emu.injectFault({ type: 'pod', effect: 'ssh-drop', podId });
-      await until('the drop', () => (sh.isOpen() ? undefined : true));
+      await until('the drop', () => (sh.isOpen() ? undefined : true), WAIT_MS);
       const started = Date.now();
       const lost = await sh.exec('echo again').then(
         () => null,
@@ -249,7 +225,7 @@ describe('pinning at readiness', () => {
     const ep = await ready(podId);
     const before = ep.ssh.hostKeySha256;
     emu.injectFault({ type: 'pod', effect: 'host-key-swap', podId, afterLogins: 0 });
-    await until('the swap', () => (internals(podId)?.hostKeySwaps === 1 ? true : undefined));
+    await until('the swap', () => (internals(podId)?.hostKeySwaps === 1 ? true : undefined), WAIT_MS);
     const after = internals(podId)?.hostKeySha256;
     expect(after).not.toBe(before);
 

@@ -5,26 +5,15 @@ import { lstatSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRequest } from '../../src/activities/runpod/activities.js';
-import { RunPodClient, podSshEndpoint } from '../../src/activities/runpod/index.js';
-import type { SshTarget } from '../../src/shared/types.js';
-import { RunPodTargetSchema } from '../../src/study/schema.js';
+import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
 import { HOSTILE_NAMES } from '../../sandbox/runpod-emulator/hostile.js';
-import { connector, pinned } from '../activities/sandbox-pod.js';
+import { connector, createdPodWithSsh, pinned } from '../activities/sandbox-pod.js';
 
 const API_KEY = 'hostile-fault-key';
 const dir = mkdtempSync(join(tmpdir(), 'hostile-fault-'));
 let emu: RunPodEmulator;
 let client: RunPodClient;
-
-const target = RunPodTargetSchema.parse({
-  kind: 'runpod',
-  image: 'runpod/pytorch:2.8.0',
-  containerDiskGb: 20,
-  volumeGb: 20,
-  candidates: [{ gpuTypeId: 'NVIDIA L40S', dataCenterIds: ['EU-RO-1'] }],
-});
 
 beforeAll(async () => {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
@@ -51,19 +40,10 @@ describe("the 'hostile-results' pod fault", () => {
       oversizeBytes: 5 * 2 ** 30,
     });
     const publicKey = readFileSync(join(dir, 'id_ed25519.pub'), 'utf8').trim();
-    const created = await client.createPod(
-      createRequest('gpustudy--hf--p--m--t1-r0', target, target.candidates[0]!, publicKey),
-    );
-    let ssh: SshTarget | null = null;
-    for (const deadline = Date.now() + 20_000; !ssh && Date.now() < deadline;) {
-      const pod = await client.getPod(created.id);
-      ssh = pod ? podSshEndpoint(pod) : null;
-      if (!ssh) await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!ssh) throw new Error('the pod never offered SSH');
-    const sh = await connector(join(dir, 'id_ed25519')).connect(pinned(emu, created.id, ssh));
+    const { podId, ssh } = await createdPodWithSsh({ client, name: 'gpustudy--hf--p--m--t1-r0', publicKey });
+    const sh = await connector(join(dir, 'id_ed25519')).connect(pinned(emu, podId, ssh));
     try {
-      const ws = emu.pods().find((p) => p.id === created.id)!.workspaceDir;
+      const ws = emu.pods().find((p) => p.id === podId)!.workspaceDir;
       const runDir = join(ws, 'runs', 'r1');
       // Any other python3 call passes straight through, and plants nothing.
       expect((await sh.exec(`mkdir -p '${runDir}' && cd '${runDir}' && python3 -c 'print(6*7)'`)).stdout.trim()).toBe(
@@ -81,7 +61,7 @@ describe("the 'hostile-results' pod fault", () => {
       const big = lstatSync(join(runDir, HOSTILE_NAMES.oversized));
       expect(big.size).toBe(5 * 2 ** 30);
       expect(big.blocks * 512).toBeLessThan(1 << 20); // sparse: costs no disk
-      expect(emu.pods().find((p) => p.id === created.id)?.faults.hostileResults).toBe(true);
+      expect(emu.pods().find((p) => p.id === podId)?.faults.hostileResults).toBe(true);
     } finally {
       sh.close();
     }

@@ -7,11 +7,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshPodConnector, type PodShell } from '../../src/activities/pod/client.js';
 import { ensureWatchdog } from '../../src/activities/pod/watchdog.js';
-import { createRequest } from '../../src/activities/runpod/activities.js';
-import { RunPodClient, podSshEndpoint } from '../../src/activities/runpod/index.js';
-import { RunPodTargetSchema } from '../../src/study/schema.js';
+import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
-import { pinned } from '../activities/sandbox-pod.js';
+import { createdPodWithSsh, pinned, until } from '../activities/sandbox-pod.js';
 
 const API_KEY = 'watchdog-key';
 const SCRIPT = 'pod/watchdog.sh';
@@ -22,36 +20,12 @@ let connector: SshPodConnector;
 let publicKey: string;
 let seq = 0;
 
-const target = RunPodTargetSchema.parse({
-  kind: 'runpod',
-  image: 'runpod/pytorch:2.8.0',
-  containerDiskGb: 20,
-  volumeGb: 20,
-  candidates: [{ gpuTypeId: 'NVIDIA L40S', dataCenterIds: ['EU-RO-1'] }],
-});
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A running pod and an SSH shell on it. */
 async function readyPod(): Promise<{ podId: string; ws: string; sh: PodShell }> {
-  const created = await client.createPod(
-    createRequest(`gpustudy--wd--p--m--t${++seq}-r0`, target, target.candidates[0]!, publicKey),
-  );
-  const ssh = await until('SSH', async () => {
-    const pod = await client.getPod(created.id);
-    return (pod && podSshEndpoint(pod)) ?? undefined;
-  });
-  const sh = await connector.connect(pinned(emu, created.id, ssh));
+  const { podId, ssh } = await createdPodWithSsh({ client, name: `gpustudy--wd--p--m--t${++seq}-r0`, publicKey });
+  const sh = await connector.connect(pinned(emu, podId, ssh));
   const ws = (await sh.exec('printf %s "$POD_WORKSPACE"')).stdout;
-  return { podId: created.id, ws, sh };
+  return { podId, ws, sh };
 }
 
 const fileOf = (ws: string, name: string) => readFileSync(join(ws, 'watchdog', name), 'utf8');
