@@ -224,8 +224,12 @@ describe('the decision gate', () => {
       const phaseId = await waitFor(async () => {
         const p = await handle.query<StudyProgress>('studyProgress');
         if (!p.phaseWorkflowId) return undefined;
-        const q = await env.client.workflow.getHandle(p.phaseWorkflowId).query<PhaseProgress>('phaseProgress');
-        return q.waitingForBudget ? p.phaseWorkflowId : undefined;
+        // The study names its phase workflow a moment before the child exists: not found yet means not yet.
+        const q = await env.client.workflow
+          .getHandle(p.phaseWorkflowId)
+          .query<PhaseProgress>('phaseProgress')
+          .catch(() => undefined);
+        return q?.waitingForBudget ? p.phaseWorkflowId : undefined;
       });
       const raised = await run(
         'npx',
