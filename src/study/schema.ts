@@ -6,6 +6,7 @@ import {
   WATCHDOG_TOUCH_INTERVAL_MS,
   WORKSPACE_PATH_RE,
 } from '../shared/constants.js';
+import { CONSISTENCY_VARIABLES } from '../plan/types.js';
 
 /**
  * The study file: phases, models, prompt strategies, where each phase runs and with which settings.
@@ -211,6 +212,8 @@ export const SshHostTargetSchema = z
           '`ssh-keyscan -p PORT HOST | ssh-keygen -lf -`',
       ),
     gpuIndex: z.number().int().nonnegative().default(0),
+    /** The server's GPU type (as RunPod spells it, e.g. `NVIDIA RTX A5000`), for the plan's fit check. */
+    gpuTypeId: z.string().min(1).optional(),
     workspaceDir: workspacePath,
   })
   .strict();
@@ -324,6 +327,36 @@ export const SimulationSettingsSchema = z
   })
   .strict();
 
+/**
+ * How the plan (src/plan/) estimates a phase before it starts: memory fit, time and cost. Measured rates of earlier
+ * runs replace the defaults where they exist; the plan names which one it used.
+ */
+export const PlanningSettingsSchema = z
+  .object({
+    /** Hub and catalog figures for planning with no network (dated), relative to the project root. */
+    metadataPath: projectFilePath.optional(),
+    /** Per GPU, besides weights and KV cache: CUDA context, activations, CUDA graphs (vLLM profiles it at start). */
+    runtimeOverheadGib: z.number().nonnegative().default(4),
+    /** Model download speed onto the pod (Hub / Xet CDN). */
+    downloadMBps: z.number().positive().default(100),
+    /** Pulling the pod's container image (RunPod only). */
+    imagePullMs: z.number().int().nonnegative().default(5 * 60_000),
+    /** vLLM start: weights read from disk at this rate, plus a fixed part (compile, CUDA graphs, KV profiling). */
+    loadMBps: z.number().positive().default(1000),
+    loadFixedMs: z.number().int().nonnegative().default(3 * 60_000),
+    /**
+     * Decode is memory-bound: a step reads the active weights once for the whole batch, so the rate is about
+     * efficiency x concurrency x bandwidth x GPUs / active bytes. Earlier runs on the study calibrate it.
+     */
+    decodeEfficiency: z.number().gt(0).max(1).default(0.15),
+    /** Mean completion tokens per sample until an earlier run measured it (capped at each model's maxTokens). */
+    outputTokensPerSample: z
+      .object({ instruct: positiveInt.default(800), thinking: positiveInt.default(6000) })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 export const PhaseSchema = z
   .object({
     id: z.string().regex(/^[a-z0-9]+$/, 'lower-case letters and digits'),
@@ -345,6 +378,11 @@ export const PhaseSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Settings this phase changes on purpose against earlier phases (the plan's cross-phase check stops on any other
+     * difference), each with the reason, e.g. `{ maxModelLen: "longer prompts need 64k" }`.
+     */
+    differsFromEarlierPhases: z.partialRecord(z.enum(CONSISTENCY_VARIABLES), z.string().min(1)).default({}),
     /** Overrides of the study-wide settings for this phase. */
     vllm: overridesOf(VllmSettingsSchema).optional(),
     harness: overridesOf(HarnessSettingsSchema).optional(),
@@ -377,6 +415,7 @@ export const StudySchema = z
     harness: HarnessSettingsSchema,
     codecarbon: CodeCarbonSettingsSchema,
     download: DownloadSettingsSchema.prefault({}),
+    planning: PlanningSettingsSchema.prefault({}),
     phases: z.array(PhaseSchema).min(1),
     /** Spending limit over all phases (pod cost); checked before each pod session with its estimate. */
     budgetUsd: z.number().positive().optional(),
@@ -449,6 +488,7 @@ export type SshHostTarget = z.infer<typeof SshHostTargetSchema>;
 export type ModelSpec = z.infer<typeof ModelSchema>;
 export type PromptStrategy = z.infer<typeof PromptStrategySchema>;
 export type Phase = z.infer<typeof PhaseSchema>;
+export type PlanningSettings = z.infer<typeof PlanningSettingsSchema>;
 export type AnalysisSettings = z.infer<typeof AnalysisSettingsSchema>;
 export type AnswerProfile = z.infer<typeof AnswerProfileSchema>;
 export type Study = z.infer<typeof StudySchema>;
