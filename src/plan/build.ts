@@ -56,7 +56,7 @@ export function buildPlan(input: PlanInput): Plan {
   // Candidates: RunPod's ordered list, or the one GPU of the team's server.
   const rawCandidates =
     target.kind === 'runpod'
-      ? target.candidates.map((c, index) => ({ index, ...c, cloud: c.cloud as PlanCandidate['cloud'] }))
+      ? target.candidates.map((c, index) => ({ index, ...c, cloud: c.cloud }))
       : [{ index: 0, gpuTypeId: target.gpuTypeId ?? 'unknown', gpuCount: 1, cloud: null, dataCenterIds: [] }];
 
   const candidates: PlanCandidate[] = rawCandidates.map((c) => {
