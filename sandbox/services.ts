@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import { DEV_SERVER_SEARCH_ATTRIBUTE_ARGS, findTemporalBinary } from './temporal-binary.js';
+import { TeamServerInfoSchema } from './team-server.js';
 
 export const SANDBOX_TEMPORAL_PORT = 7233;
 export const SANDBOX_UI_PORT = 8233;
@@ -17,6 +18,8 @@ export const DaemonInfoSchema = z.object({
   controlUrl: z.string(),
   hfUrl: z.string(),
   apiKey: z.string(),
+  /** The team server stand-in (phase 1's ssh-host target): sandboxStudy() puts these into the sandbox study. */
+  teamServer: TeamServerInfoSchema,
 });
 export type DaemonInfo = z.infer<typeof DaemonInfoSchema>;
 
@@ -147,8 +150,10 @@ async function ensureDaemon(
   const alive = pidAlive(join(paths.dir, 'daemon.pid'));
   const info = readDaemonInfo(paths);
   if (alive && info && info.pid === alive) return { info, restarted: false };
+  // A live daemon whose info this version cannot read (an older one): stop it rather than run two.
+  if (alive) await stopProcess(paths, 'daemon', log);
   rmSync(paths.daemonInfo, { force: true });
-  log('starting sandbox daemon (RunPod emulator with sshd pods, Hugging Face file server)');
+  log('starting sandbox daemon (RunPod emulator with sshd pods, Hugging Face file server, team server stand-in)');
   spawnDetached({
     name: 'daemon',
     cmd: process.execPath,
@@ -212,6 +217,13 @@ export async function ensureSandbox(opts: { rootDir: string; log?: (l: string) =
   const { info, restarted } = await ensureDaemon(paths, log);
   await ensureWorker(paths, info, restarted, log);
   return { paths, info, temporalAddress: `127.0.0.1:${SANDBOX_TEMPORAL_PORT}` };
+}
+
+/** The sandbox when its daemon runs (read-only: starts nothing), else null. */
+export function runningSandbox(rootDir: string): { paths: SandboxPaths; info: DaemonInfo } | null {
+  const paths = sandboxPaths(rootDir);
+  const info = readDaemonInfo(paths);
+  return info && pidAlive(join(paths.dir, 'daemon.pid')) === info.pid ? { paths, info } : null;
 }
 
 /** Stops the worker, the daemon (which terminates its pods' sshd) and the dev server. */

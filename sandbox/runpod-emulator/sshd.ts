@@ -35,6 +35,11 @@ export interface SshdStartInput {
   env: [string, string][];
   /** Listen on this port (a restart in place); default: a free loopback port. */
   port?: number;
+  /**
+   * `NAME=value` in the environment of every process the server runs (it must also be in `env`): stop() ends them all.
+   * Default `RUNPOD_POD_ID=<podId>`.
+   */
+  processMarker?: string;
 }
 
 export interface SshdHandle {
@@ -45,6 +50,8 @@ export interface SshdHandle {
   child: ChildProcess;
   /** Resolves when the sshd listener has exited. */
   exited: Promise<void>;
+  /** `NAME=value` carried by every process of this server (see {@link SshdStartInput.processMarker}). */
+  marker: string;
   /**
    * Connection processes (pid -> start time) of an earlier listener this one replaced in place: they keep their
    * connections, and die with this handle's stop.
@@ -223,7 +230,7 @@ export class SshdManager {
       const port = input.port ?? (await freeLoopbackPort());
       await writeFile(p.config, renderSshdConfig({ podId: input.podId, dir: input.dir, port, setEnvLine: line }));
       try {
-        return await this.#spawn(input.podId, port, p.config, p.log);
+        return await this.#spawn(input.podId, port, p.config, p.log, input.processMarker);
       } catch (err) {
         lastError = err;
       }
@@ -231,7 +238,13 @@ export class SshdManager {
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }
 
-  async #spawn(podId: string, port: number, configPath: string, logPath: string): Promise<SshdHandle> {
+  async #spawn(
+    podId: string,
+    port: number,
+    configPath: string,
+    logPath: string,
+    processMarker = `RUNPOD_POD_ID=${podId}`,
+  ): Promise<SshdHandle> {
     // The log is appended to across restarts (on the same port too): only what this start writes counts.
     const logFrom = (await readFile(logPath, 'utf8').catch(() => '')).length;
     // Checked right before spawning: after stopAll() no new sshd may appear.
@@ -254,7 +267,16 @@ export class SshdManager {
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
     const pid = child.pid;
     if (pid === undefined) throw await spawnError;
-    const handle: SshdHandle = { podId, pid, port, configPath, child, exited, inherited: new Map() };
+    const handle: SshdHandle = {
+      podId,
+      pid,
+      port,
+      configPath,
+      child,
+      exited,
+      marker: processMarker,
+      inherited: new Map(),
+    };
     this.#live.add(handle);
     void exited.then(() => this.#live.delete(handle));
 
@@ -279,12 +301,12 @@ export class SshdManager {
    * SIGTERM first, SIGKILL for whatever is still alive after the grace period.
    */
   async stop(handle: SshdHandle): Promise<void> {
-    const first = podProcessesSync(handle.pid, handle.podId);
+    const first = podProcessesSync(handle.pid, handle.marker);
     for (const [pid, start] of handle.inherited) if (isAliveSame(pid, start)) first.set(pid, start);
     signalAll(first, 'SIGTERM');
     const deadline = Date.now() + this.#opts.stopGraceMs;
     while (Date.now() < deadline && [...first].some(([pid, start]) => isAliveSame(pid, start))) await delayMs(25);
-    const rest = podProcessesSync(handle.pid, handle.podId);
+    const rest = podProcessesSync(handle.pid, handle.marker);
     for (const [pid, start] of first) if (isAliveSame(pid, start)) rest.set(pid, start);
     signalAll(rest, 'SIGKILL');
     await Promise.race([handle.exited, delayMs(1_000)]);
@@ -354,7 +376,7 @@ export class SshdManager {
   /** For `process.on('exit')`: synchronous SIGKILL of every pod's processes. */
   killAllSync(): void {
     this.#closed = true;
-    for (const h of this.#live) signalAll(podProcessesSync(h.pid, h.podId), 'SIGKILL');
+    for (const h of this.#live) signalAll(podProcessesSync(h.pid, h.marker), 'SIGKILL');
     this.#live.clear();
   }
 }
@@ -371,7 +393,7 @@ export async function cleanupStalePods(podsDir: string, log: (line: string) => v
     const pid = Number(pidText.trim());
     const cmdline = Number.isInteger(pid) && pid > 0 ? readProc(pid, 'cmdline') : null;
     const ours = cmdline !== null && cmdline.includes(podPaths(dir).config);
-    const pids = podProcessesSync(ours ? pid : null, podId);
+    const pids = podProcessesSync(ours ? pid : null, `RUNPOD_POD_ID=${podId}`);
     if (pids.size > 0) {
       log(`killing ${pids.size} leftover process(es) of pod ${podId}`);
       signalAll(pids, 'SIGKILL');
@@ -381,16 +403,35 @@ export async function cleanupStalePods(podsDir: string, log: (line: string) => v
 }
 
 /**
- * `rootPid` and its descendants, plus every process whose environment has `RUNPOD_POD_ID=<podId>` and
- * theirs, as pid -> start time (to survive pid reuse). Never this process or its ancestors (an emulator
+ * Leftovers of a long-lived sshd (the sandbox's team server) whose owner died without stopping it: the listener
+ * recorded in `<dir>/sshd.pid` when it runs this directory's config, and every process carrying `marker`. SIGKILL.
+ */
+export function killStaleSshd(dir: string, marker: string, log: (line: string) => void): void {
+  let pid = Number.NaN;
+  try {
+    pid = Number(readFileSync(podPaths(dir).pidFile, 'utf8').trim());
+  } catch {
+    // No pid file: nothing ran here, or it was stopped cleanly.
+  }
+  const cmdline = Number.isInteger(pid) && pid > 0 ? readProc(pid, 'cmdline') : null;
+  const ours = cmdline !== null && cmdline.includes(podPaths(dir).config);
+  const pids = podProcessesSync(ours ? pid : null, marker);
+  if (pids.size > 0) {
+    log(`killing ${pids.size} leftover process(es) of ${dir}`);
+    signalAll(pids, 'SIGKILL');
+  }
+}
+
+/**
+ * `rootPid` and its descendants, plus every process whose environment has `marker` (`RUNPOD_POD_ID=<podId>` for a
+ * pod) and theirs, as pid -> start time (to survive pid reuse). Never this process or its ancestors (an emulator
  * started from inside a pod session). Zombies are left out.
  */
-function podProcessesSync(rootPid: number | null, podId: string): Map<number, string> {
+function podProcessesSync(rootPid: number | null, marker: string): Map<number, string> {
   const children = new Map<number, number[]>();
   const parentOf = new Map<number, number>();
   const startOf = new Map<number, string>();
   const stack: number[] = rootPid === null ? [] : [rootPid];
-  const marker = `RUNPOD_POD_ID=${podId}`;
   for (const name of safeReaddir('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid)) continue;

@@ -1,6 +1,7 @@
 import { createAnalysisActivities, type AnalysisActivityDeps } from './analysis/activities.js';
 import { createHubActivities, type HubActivityDeps } from './hub/activities.js';
 import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
+import { createGpuLockActivities, type GpuLockActivityDeps } from './pod/gpu-lock.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
 import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
 import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
@@ -9,6 +10,7 @@ import { withFailureConversion } from './failures.js';
 
 export type ActivityDeps = RunPodActivityDeps &
   PodActivityDeps &
+  GpuLockActivityDeps &
   ResultsActivityDeps &
   ReaperActivityDeps &
   HubActivityDeps &
@@ -20,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
   return withFailureConversion({
     ...createRunPodActivities(deps),
     ...createPodActivities(deps),
+    ...createGpuLockActivities(deps),
     ...createResultsActivities(deps),
     ...createReaperActivities(deps),
     ...createHubActivities(deps),

@@ -99,6 +99,14 @@ export interface StartArgs {
   studyPath: string;
   sandbox: boolean;
   detach: boolean;
+  /** Print the plan and start nothing. */
+  dryRun: boolean;
+  /** Start without asking (the plan is still printed and its checks still stop a bad start). */
+  yes: boolean;
+  json: boolean;
+  /** Plan with no network: the study's metadata file only. */
+  offline: boolean;
+  verbose: boolean;
 }
 
 export function parseStartArgs(args: string[]): StartArgs {
@@ -111,13 +119,72 @@ export function parseStartArgs(args: string[]): StartArgs {
         study: { type: 'string', default: 'studies/rq1.yaml' },
         sandbox: { type: 'boolean', default: false },
         detach: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        yes: { type: 'boolean', short: 'y', default: false },
+        json: { type: 'boolean', default: false },
+        offline: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
       },
     },
     1,
   );
   const phaseId = positionals[0];
   if (!phaseId) throw new UsageError('which phase? e.g. `npm run start-workflow -- phase2a --sandbox`');
-  return { phaseId, studyPath: values.study, sandbox: values.sandbox, detach: values.detach };
+  if (values.json && !values['dry-run']) throw new UsageError('--json prints the plan only: use it with --dry-run');
+  return {
+    phaseId,
+    studyPath: values.study,
+    sandbox: values.sandbox,
+    detach: values.detach,
+    dryRun: values['dry-run'],
+    yes: values.yes,
+    json: values.json,
+    offline: values.offline,
+    verbose: values.verbose,
+  };
+}
+
+export interface PlanArgs {
+  phaseId: string;
+  studyPath: string;
+  sandbox: boolean;
+  json: boolean;
+  offline: boolean;
+  verbose: boolean;
+  /** Write the live Hub and catalog figures to the study's metadata file (for planning offline later). */
+  saveMetadata: boolean;
+}
+
+export function parsePlanArgs(args: string[]): PlanArgs {
+  const { values, positionals } = parseCommandArgs(
+    'plan',
+    {
+      args,
+      allowPositionals: true,
+      options: {
+        study: { type: 'string', default: 'studies/rq1.yaml' },
+        sandbox: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        offline: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
+        'save-metadata': { type: 'boolean', default: false },
+      },
+    },
+    1,
+  );
+  const phaseId = positionals[0];
+  if (!phaseId) throw new UsageError('which phase? e.g. `npm run plan -- phase2a`');
+  if (values.offline && values['save-metadata'])
+    throw new UsageError('--save-metadata writes what the live Hub and catalog say: it cannot be --offline');
+  return {
+    phaseId,
+    studyPath: values.study,
+    sandbox: values.sandbox,
+    json: values.json,
+    offline: values.offline,
+    verbose: values.verbose,
+    saveMetadata: values['save-metadata'],
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { describeGpuHolder } from '../shared/gpu-lock.js';
 import type { InferenceHeartbeat, PhaseProgress, PodSessionProgress, StudyProgress } from '../shared/types.js';
 
 /** Outcome of following a study: where it stopped and whether that is a success. */
@@ -43,6 +44,7 @@ export function formatSession(v: SessionView, nowMs: number): string {
   }
   parts.push(`runs ${p.runsDone}/${p.runsTotal}`);
   if (p.gpu) parts.push(p.gpu);
+  if (p.stage === 'waiting-for-gpu' && p.gpuHolder) parts.push(`held by ${describeGpuHolder(p.gpuHolder)}`);
   if (p.podId) parts.push(`pod ${p.podId}`);
   parts.push(`cost $${podCostUsd(p, nowMs).toFixed(4)}`);
   if (p.error) parts.push(`error: ${p.error}`);

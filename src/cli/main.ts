@@ -17,12 +17,23 @@ import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
 import type { GateDecision, GateRecord, GateStatus, StudyProgress } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
-import { ensureSandbox, sandboxWorkerEnv, stopSandbox } from '../../sandbox/services.js';
+import {
+  ensureSandbox,
+  runningSandbox,
+  sandboxPaths,
+  sandboxWorkerEnv,
+  stopSandbox,
+  type DaemonInfo,
+} from '../../sandbox/services.js';
+import { planPhase } from '../plan/plan-phase.js';
+import { confirmStart, planDeps, printPlan, saveMetadata } from './plan.js';
+import { sandboxStudy } from '../../sandbox/sandbox-study.js';
 import {
   checkSandboxMatch,
   EXIT,
   parseGateArgs,
   parseImportArgs,
+  parsePlanArgs,
   parseReaperArgs,
   parseSandboxArgs,
   parseStartArgs,
@@ -36,7 +47,9 @@ import { raiseBudgetSignal } from '../workflows/messages.js';
 
 const ROOT = process.cwd();
 const USAGE = `Usage:
-  npm run start-workflow -- <phase> [--study studies/rq1.yaml] [--sandbox] [--detach]
+  npm run plan -- <phase> [--study studies/rq1.yaml] [--sandbox] [--json] [--verbose] [--offline] [--save-metadata]
+  npm run start-workflow -- <phase> [--study studies/rq1.yaml] [--sandbox] [--detach] [--yes] [--dry-run [--json]]
+                          [--verbose] [--offline]
   npm run gate -- status [--study rq1] [--sandbox] [--json]
   npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--reason TEXT]
   npm run gate -- budget [--phase-usd N] [--study-usd N] [--study rq1] [--sandbox] [--by NAME]
@@ -46,8 +59,10 @@ const USAGE = `Usage:
                     [--id-column C | --line-column C] [--label-column C] [--prediction-column C]
   npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
   npm run sandbox -- <up|down>
-Every command checks its arguments before it contacts anything. Exit codes: 0 done, 1 the study failed (or an
-unexpected error), 2 a bad invocation, configuration or study file, or no such study.`;
+Every command checks its arguments before it contacts anything. start-workflow prints the phase's plan first, stops
+when one of its checks fails, and asks before a real start (--yes: do not ask; with no terminal it refuses).
+Exit codes: 0 done, 1 the study failed or a plan check failed (or an unexpected error), 2 a bad invocation,
+configuration or study file, or no such study.`;
 
 /** In the sandbox the reaper runs every few minutes with a short grace period. */
 const SANDBOX_REAPER = { everyMinutes: 5, input: { graceMs: 2 * 60_000, dryRun: false } };
@@ -105,19 +120,87 @@ function budgetHelp(studyName: string, sandbox: boolean): string {
   ].join('\n');
 }
 
+/**
+ * The configuration a plan is made with: the sandbox's Hub and emulator when it runs (figures from the metadata file
+ * when it does not), else the real ones; planning needs no RunPod key.
+ */
+function planConfig(sandbox: boolean, info: DaemonInfo | null) {
+  if (sandbox && info) return loadConfig({ ...process.env, ...sandboxWorkerEnv(sandboxPaths(ROOT), info) }, ROOT);
+  return loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, { requireRunPodKey: false });
+}
+
+/** Loads a study for a phase with every check that needs no network: the file, the phase, sandbox or not, paths. */
+function studyForPhase(values: { studyPath: string; sandbox: boolean; phaseId: string }) {
+  const file = studyFile(values.studyPath, values.sandbox);
+  const study = loadStudyFile(file);
+  if (!study.phases.some((p) => p.id === values.phaseId)) {
+    throw new UsageError(`${file} has no phase ${values.phaseId} (it has ${study.phases.map((p) => p.id).join(', ')})`);
+  }
+  checkSandboxMatch({ file, simulated: study.simulated, sandbox: values.sandbox });
+  checkStudyFiles(study, ROOT, file);
+  return { file, study };
+}
+
+/** `plan`: what a phase would run, where, for how long and at what cost, and every check; starts nothing. */
+async function plan(args: string[]): Promise<number> {
+  const values = parsePlanArgs(args);
+  let { study } = studyForPhase(values);
+  // The sandbox is used when it runs; the plan never starts it.
+  const running = values.sandbox ? runningSandbox(ROOT) : null;
+  if (running) study = sandboxStudy(study, running.info);
+  const config = planConfig(values.sandbox, running?.info ?? null);
+  const offline = values.offline || (values.sandbox && !running);
+  const deps = planDeps(config, { offline });
+  if (values.saveMetadata) {
+    const path = study.planning.metadataPath;
+    if (!path) throw new UsageError(`${study.study} has no planning.metadataPath to save the figures to`);
+    console.error(await saveMetadata({ deps, study, phaseId: values.phaseId, path }));
+  }
+  if (values.sandbox && !running)
+    console.error('sandbox not running: figures from the metadata file (npm run sandbox -- up)');
+  const p = await planPhase(deps, { study, phaseId: values.phaseId });
+  printPlan(p, values);
+  return p.ok ? EXIT.ok : EXIT.failed;
+}
+
 async function start(args: string[]): Promise<number> {
   const values = parseStartArgs(args);
   const { phaseId } = values;
-  const file = studyFile(values.studyPath, values.sandbox);
-  const study = loadStudyFile(file);
-  if (!study.phases.some((p) => p.id === phaseId)) {
-    throw new UsageError(`${file} has no phase ${phaseId} (it has ${study.phases.map((p) => p.id).join(', ')})`);
+  const loaded = studyForPhase(values);
+  let { study } = loaded;
+  // A real run needs the RunPod key: say so before anything else (a dry run needs none).
+  if (!values.sandbox && !values.dryRun) loadConfig(process.env, ROOT);
+  let info: DaemonInfo | null = null;
+  if (values.sandbox) {
+    // A dry run uses the sandbox when it runs and starts nothing; a real start brings it up.
+    info = values.dryRun
+      ? (runningSandbox(ROOT)?.info ?? null)
+      : (await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) })).info;
+    // The sandbox's team server (phase 1's host: its port and host key) is known once the sandbox daemon runs.
+    if (info) study = sandboxStudy(study, info);
   }
-  checkSandboxMatch({ file, simulated: study.simulated, sandbox: values.sandbox });
-  // A real run needs the RunPod key: say so before the study's files are checked or anything is started.
-  if (!values.sandbox) loadConfig(process.env, ROOT);
-  checkStudyFiles(study, ROOT, file);
-  if (values.sandbox) await ensureSandbox({ rootDir: ROOT, log: (l) => console.log(`sandbox: ${l}`) });
+  // The plan before paying: printed, its failed checks stop the start, and a real start is confirmed.
+  const p = await planPhase(
+    planDeps(planConfig(values.sandbox, info), { offline: values.offline || (values.sandbox && !info) }),
+    { study, phaseId },
+  );
+  printPlan(p, values);
+  if (!p.ok) {
+    console.error(
+      `not started: fix the failed checks above in ${loaded.file} (npm run plan -- ${phaseId} shows them again)`,
+    );
+    return EXIT.failed;
+  }
+  if (values.dryRun) return EXIT.ok;
+  if (!values.sandbox && !values.yes) {
+    const answer = await confirmStart(`Start ${study.study} at ${phaseId} on ${p.target.where}?`);
+    if (answer === 'no-terminal')
+      throw new UsageError('no terminal to confirm the plan on: pass --yes to start without asking');
+    if (answer === 'no') {
+      console.log('not started');
+      return EXIT.ok;
+    }
+  }
   const { client, uiUrl } = await connect(values.sandbox);
   if (values.sandbox) await installReaperSchedule(client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
   const workflowId = workflowIds.study(study.study);
@@ -325,6 +408,7 @@ async function reaper(argv: string[]): Promise<number> {
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   start,
+  plan,
   gate,
   status,
   sandbox,

@@ -37,7 +37,6 @@ const usd = (n: number) => `$${n.toFixed(2)}`;
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const list = (ids: (string | number)[], max = 10) =>
   ids.slice(0, max).join(', ') + (ids.length > max ? ` and ${ids.length - max} more` : '');
-const describe = (s: FactSource) => `${s.kind} (${s.detail}${s.takenAt ? `, taken ${s.takenAt}` : ''})`;
 
 export function buildPlan(input: PlanInput): Plan {
   const { study, phaseId } = input;
@@ -353,21 +352,29 @@ export function buildPlan(input: PlanInput): Plan {
     checks.push({ id: 'budget', title: 'Estimate and budget', verdict, summary, details });
   }
 
+  // One short line per model and GPU; each distinct detail (a URL, the metadata file's own note) once.
+  const details: string[] = [];
+  const from = (x: FactSource | null) => {
+    if (!x) return 'none';
+    const i = details.indexOf(x.detail);
+    const n = i >= 0 ? i + 1 : details.push(x.detail);
+    return `${x.kind}${x.takenAt ? ` ${x.takenAt.slice(0, 10)}` : ''} [${n}]`;
+  };
   const sources: string[] = [];
-  for (const m of input.facts.models) {
-    sources.push(`${m.repoId} weights: ${describe(m.source.weights)}`);
-    sources.push(`${m.repoId} config: ${describe(m.source.config)}`);
-    sources.push(`${m.repoId} tokenizer: ${m.source.tokenizer ? describe(m.source.tokenizer) : 'none'}`);
-  }
-  for (const g of input.facts.gpus) {
-    sources.push(`${g.gpuTypeId} memory: ${describe(g.source.memory)}`);
-    sources.push(`${g.gpuTypeId} price: ${g.source.price ? describe(g.source.price) : 'none'}`);
-    if (g.source.bandwidth) sources.push(`${g.gpuTypeId} bandwidth: ${describe(g.source.bandwidth)}`);
-  }
+  for (const m of input.facts.models)
+    sources.push(
+      `${m.repoId}: weights ${from(m.source.weights)}, config ${from(m.source.config)}, tokenizer ${from(m.source.tokenizer)}`,
+    );
+  for (const g of input.facts.gpus)
+    sources.push(
+      `${g.gpuTypeId}: memory ${from(g.source.memory)}, price ${from(g.source.price)}, bandwidth ${from(g.source.bandwidth)}`,
+    );
   sources.push(
     `earlier runs: ${earlierRuns.length} of ${[...earlierPhases].join(', ') || 'no earlier phase'} in the results folder`,
+    ...input.facts.notes.map((n) => `note: ${n}`),
+    ...(input.historyNotes ?? []).map((n) => `note: ${n}`),
   );
-  sources.push(...input.facts.notes.map((n) => `note: ${n}`), ...(input.historyNotes ?? []).map((n) => `note: ${n}`));
+  const sourceDetails = details.map((d, i) => `[${i + 1}] ${d}`);
 
   return {
     schemaVersion: 1,
@@ -391,6 +398,7 @@ export function buildPlan(input: PlanInput): Plan {
     budget,
     checks,
     sources,
+    sourceDetails,
     ok: checks.every((c) => c.verdict !== 'fail'),
   };
 }

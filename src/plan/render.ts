@@ -71,6 +71,9 @@ export function formatPlan(plan: Plan, opts: { verbose?: boolean } = {}): string
   }
   out.push('', 'Sources:');
   for (const s of plan.sources) out.push(`  ${s}`);
+  if (opts.verbose) for (const s of plan.sourceDetails) out.push(`  ${s}`);
+  else if (plan.sourceDetails.length)
+    out.push(`  ([1]-[${plan.sourceDetails.length}]: --verbose or --json says what they are)`);
   const failed = plan.checks.filter((c) => c.verdict === 'fail');
   out.push(
     '',

@@ -34,7 +34,13 @@ export interface ModelFacts {
   activeParamsB: number | null;
   /** A local copy of the tokenizer (verified by sha256 where the source gives one); null when none is available. */
   tokenizer: { jsonPath: string; configPath: string | null; sha256: string } | null;
-  source: { weights: FactSource; config: FactSource; tokenizer: FactSource | null };
+  source: {
+    weights: FactSource;
+    config: FactSource;
+    tokenizer: FactSource | null;
+    /** Where `activeParamsB` came from (the Hub does not give it); null/absent when it is null. */
+    activeParams?: FactSource | null;
+  };
 }
 
 export interface GpuFacts {
@@ -197,6 +203,8 @@ export interface Plan {
   checks: PlanCheck[];
   /** Every source the plan used, one line each ("Qwen/Qwen3-30B-A3B-Instruct-2507 weights: hub (...)"). */
   sources: string[];
+  /** The `[n]` references of `sources`: where each figure came from, in full. */
+  sourceDetails: string[];
   /** True when no check failed: the phase may start. */
   ok: boolean;
 }

@@ -34,6 +34,10 @@ export const ErrorTypes = {
   RunInterrupted: 'RunInterruptedError',
   /** The run's inputs are refused by the harness (spec, dataset, template, few-shot examples). */
   HarnessInput: 'HarnessInputError',
+  /** The team's server has no GPU of the study's `gpuIndex` (or cannot say which GPUs it has). */
+  GpuNotFound: 'GpuNotFoundError',
+  /** The GPU lock cannot work on the host: its lock folder is not usable, or `flock` is missing. */
+  GpuLockUnavailable: 'GpuLockUnavailableError',
   // Hugging Face Hub API (src/activities/hub/errors.ts)
   HubApi: 'HubApiError',
   HubNotFound: 'HubNotFoundError',
@@ -68,6 +72,9 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.ModelServerGone,
   ErrorTypes.RunInterrupted,
   ErrorTypes.HarnessInput,
+  // A person must fix the study (gpuIndex) or the server (lock folder, util-linux).
+  ErrorTypes.GpuNotFound,
+  ErrorTypes.GpuLockUnavailable,
   ErrorTypes.HubNotFound,
   ErrorTypes.AnalysisInput,
   ErrorTypes.StudyInvalid,

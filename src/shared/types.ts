@@ -286,6 +286,77 @@ export interface StopPodWorkOutput {
   stopped: string[];
 }
 
+/** Who asks for a GPU of the team's server: the session, as the workflow knows it. */
+export interface GpuLockOwner {
+  study: string;
+  phase: string;
+  model: string;
+  workflowId: string;
+  runId: string;
+}
+
+/** The owner record in a GPU's lock folder on the host (`owner.json`); read back untrusted (other users write it too). */
+export interface GpuLockRecord extends GpuLockOwner {
+  schemaVersion: 1;
+  gpuIndex: number;
+  /** `user@host` of the worker that took the lock (a study file names no person). */
+  startedBy: string;
+  acquiredAt: string;
+  /** The session's `<ws>/heartbeat`, which every pod activity touches on each poll: the holder's liveness. */
+  heartbeatPath: string;
+}
+
+/** Temporal's view of a lock holder's run; 'unknown' when the run is not on this server (another team member's). */
+export type WorkflowRunState = 'running' | 'closed' | 'unknown';
+
+/** The current holder of a GPU lock, as a waiting session reports it. */
+export interface GpuLockHolder {
+  /** Null when the owner record could not be read; `problem` says why. */
+  record: GpuLockRecord | null;
+  problem: string | null;
+  /** Since the holder's heartbeat (else the lock folder) was last touched, by the host's clock. */
+  heartbeatAgeMs: number | null;
+  runState: WorkflowRunState;
+}
+
+/** One GPU of the host, as its `nvidia-smi` (or the sandbox's simulated list) names it. */
+export interface HostGpu {
+  index: number;
+  name: string;
+  memoryMiB: number | null;
+}
+
+export interface AcquireGpuLockInput {
+  endpoint: PodEndpoint;
+  gpuIndex: number;
+  /** The lock root on the host and when a holder counts as gone (the target's `gpuLock`). */
+  lock: { dir: string; staleAfterMs: number };
+  owner: GpuLockOwner;
+}
+export type AcquireGpuLockOutput =
+  | {
+      acquired: true;
+      lockPath: string;
+      gpu: HostGpu;
+      /** `already-held`: this run held it already (a retried or repeated acquire). */
+      how: 'created' | 'already-held' | 'taken-over';
+      /** The holder whose lock was taken over, and why (its run closed, its heartbeat stale). */
+      takenOver: { holder: GpuLockHolder; reason: string } | null;
+    }
+  | { acquired: false; lockPath: string; gpu: HostGpu; holder: GpuLockHolder };
+
+export interface ReleaseGpuLockInput {
+  endpoint: PodEndpoint;
+  gpuIndex: number;
+  lock: { dir: string };
+  owner: Pick<GpuLockOwner, 'workflowId' | 'runId'>;
+}
+export interface ReleaseGpuLockOutput {
+  /** `held-by-other`: the lock is someone else's now (taken over while this session ran), and stays. */
+  outcome: 'released' | 'not-held' | 'held-by-other';
+  holder: GpuLockHolder | null;
+}
+
 export interface CollectLogsInput {
   endpoint: PodEndpoint;
   /** Relative to the worker's results root. */
@@ -321,6 +392,8 @@ export interface RunManifest {
     costPerHr: number;
     /** The SSH host key every connection of the session was checked against (pinned at readiness, or configured). */
     hostKeySha256?: string | null;
+    /** On the team's server: the GPUs the session locked and ran on (nvidia-smi numbering); null on a rented pod. */
+    gpuIndices?: number[] | null;
   };
   candidatesTried: CandidateAttempt[];
   vllm: VllmSettings & { tensorParallelSize: number; reportedVersion: string; commandLine: string; loadTimeMs: number };
@@ -652,6 +725,8 @@ export type SessionStage =
   | 'queued'
   | 'reserving'
   | 'waiting-for-pod'
+  /** The team's server: another session holds the GPU's lock (`gpuHolder` says who). */
+  | 'waiting-for-gpu'
   | 'preparing'
   | 'downloading'
   | 'starting-vllm'
@@ -672,6 +747,8 @@ export interface PodSessionProgress {
   podTerminatedAt: string | null;
   /** The pod's pinned SSH host key (`SHA256:...`), once it is known. */
   hostKeySha256?: string | null;
+  /** While the stage is waiting-for-gpu: who holds the GPU. */
+  gpuHolder?: GpuLockHolder | null;
   runsDone: number;
   runsTotal: number;
   error: string | null;

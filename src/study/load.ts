@@ -43,9 +43,11 @@ export function mergeOverlay(base: unknown, overlay: unknown): unknown {
 
 /**
  * A study file's text: a regular file of at most `maxFileBytes`, checked on the opened descriptor before anything is
- * read (`/dev/zero` or a FIFO is refused unread; a file growing while read is cut off and refused).
+ * read (`/dev/zero` or a FIFO is refused unread; a file growing while read is cut off and refused). Also used for the
+ * files kept with a study (its metadata file); `what` names the kind of file in the size problems.
+ * @throws StudyInvalidError naming the file and the problem
  */
-function readCapped(file: string, maxFileBytes = MAX_STUDY_FILE_BYTES): string {
+export function readCapped(file: string, maxFileBytes = MAX_STUDY_FILE_BYTES, what = 'a study file'): string {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO must not wait for a writer; it has no effect on a regular file.
@@ -58,13 +60,12 @@ function readCapped(file: string, maxFileBytes = MAX_STUDY_FILE_BYTES): string {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new StudyInvalidError(file, ['not a regular file']);
     if (st.size > maxFileBytes) {
-      throw new StudyInvalidError(file, [`${st.size} bytes, over the limit of ${maxFileBytes} bytes for a study file`]);
+      throw new StudyInvalidError(file, [`${st.size} bytes, over the limit of ${maxFileBytes} bytes for ${what}`]);
     }
     const buf = Buffer.alloc(maxFileBytes + 1);
     let n = 0;
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
-    if (n > maxFileBytes)
-      throw new StudyInvalidError(file, [`over the limit of ${maxFileBytes} bytes for a study file`]);
+    if (n > maxFileBytes) throw new StudyInvalidError(file, [`over the limit of ${maxFileBytes} bytes for ${what}`]);
     return buf.subarray(0, n).toString('utf8');
   } finally {
     closeSync(fd);

@@ -196,6 +196,29 @@ export const RunPodTargetSchema = z
   })
   .strict();
 
+/**
+ * The exclusive lock on a GPU of the team's server, so two studies (or two people) never share it: a lock folder per
+ * GPU under `dir`, created atomically with an owner record (study, phase, model, workflow run, who, since), taken
+ * before anything runs on the host and released when the session ends. A session asking for a held GPU waits (stage
+ * `waiting-for-gpu`, naming the holder). A holder counts as gone when Temporal says its run is closed, or when its
+ * session's heartbeat (`<ws>/heartbeat`, touched by every pod activity poll) is older than `staleAfterMs`.
+ */
+export const GpuLockSettingsSchema = z
+  .object({
+    /** Shared by every user of the server; created world-writable when missing (another user may take over). */
+    dir: workspacePath.default('/tmp/gpu-study-locks'),
+    /** Longer than any gap between touches; the default also covers an activity's retry backoff and long installs. */
+    staleAfterMs: positiveInt
+      .gt(
+        WATCHDOG_TOUCH_INTERVAL_MS,
+        `must be longer than ${WATCHDOG_TOUCH_INTERVAL_MS} ms (the longest gap between touches)`,
+      )
+      .default(60 * 60_000),
+    /** How often a waiting session asks again (a Temporal timer each time). */
+    pollIntervalMs: positiveInt.min(1_000).default(60_000),
+  })
+  .strict();
+
 /** A machine the team already has (phase 1): no reservation, no termination. */
 export const SshHostTargetSchema = z
   .object({
@@ -215,6 +238,7 @@ export const SshHostTargetSchema = z
     /** The server's GPU type (as RunPod spells it, e.g. `NVIDIA RTX A5000`), for the plan's fit check. */
     gpuTypeId: z.string().min(1).optional(),
     workspaceDir: workspacePath,
+    gpuLock: GpuLockSettingsSchema.prefault({}),
   })
   .strict();
 
@@ -340,10 +364,18 @@ export const PlanningSettingsSchema = z
     /** Model download speed onto the pod (Hub / Xet CDN). */
     downloadMBps: z.number().positive().default(100),
     /** Pulling the pod's container image (RunPod only). */
-    imagePullMs: z.number().int().nonnegative().default(5 * 60_000),
+    imagePullMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(5 * 60_000),
     /** vLLM start: weights read from disk at this rate, plus a fixed part (compile, CUDA graphs, KV profiling). */
     loadMBps: z.number().positive().default(1000),
-    loadFixedMs: z.number().int().nonnegative().default(3 * 60_000),
+    loadFixedMs: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(3 * 60_000),
     /**
      * Decode is memory-bound: a step reads the active weights once for the whole batch, so the rate is about
      * efficiency x concurrency x bandwidth x GPUs / active bytes. Earlier runs on the study calibrate it.
@@ -485,6 +517,7 @@ export type RunPodTarget = z.infer<typeof RunPodTargetSchema>;
 export type ReservationSettings = z.infer<typeof ReservationSettingsSchema>;
 export type WatchdogSettings = z.infer<typeof WatchdogSettingsSchema>;
 export type SshHostTarget = z.infer<typeof SshHostTargetSchema>;
+export type GpuLockSettings = z.infer<typeof GpuLockSettingsSchema>;
 export type ModelSpec = z.infer<typeof ModelSchema>;
 export type PromptStrategy = z.infer<typeof PromptStrategySchema>;
 export type Phase = z.infer<typeof PhaseSchema>;

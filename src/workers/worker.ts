@@ -11,6 +11,7 @@ import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
 import { HarnessCheckClient } from '../activities/study/client.js';
 import type { Env } from '../config.js';
+import { temporalWorkflowRunState } from './workflow-run-state.js';
 
 /** The pod harness shipped to every pod (Python package `harness`). */
 export const HARNESS_DIR = fileURLToPath(new URL('../../pod/harness', import.meta.url));
@@ -58,6 +59,8 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     connector,
     publicKey,
     workflowStatus: temporalWorkflowStatus(temporal),
+    // The GPU lock on the team's server: a holder whose run is closed has left its lock behind.
+    workflowRunState: temporalWorkflowRunState(temporal),
     projectRoot: config.PROJECT_ROOT,
     harnessDir: HARNESS_DIR,
     resultsDir: resolve(config.PROJECT_ROOT, config.RESULTS_DIR),

@@ -2,11 +2,14 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
+  continueAsNew,
   getExternalWorkflowHandle,
   log,
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  sleep,
   TimeoutFailure,
   workflowInfo,
   type ActivityOptions,
@@ -15,6 +18,7 @@ import { RetryState } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { modelSlug, podName as formatPodName } from '../shared/constants.js';
 import { ErrorTypes, NON_RETRYABLE_ERROR_TYPES } from '../shared/errors.js';
+import { describeGpuHolder } from '../shared/gpu-lock.js';
 import type {
   CandidateAttempt,
   PodEndpoint,
@@ -201,6 +205,9 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   let discardedPodsUsd = 0;
   let discardedPodHours = 0;
   let endpoint: PodEndpoint | null = null;
+  // The team's server: whether this session may hold its GPU's lock. 'pending' while an acquire is (or may have been)
+  // in flight, so `finally` releases a lock whose acquire the session never saw complete.
+  let gpuLock: 'none' | 'pending' | 'held' = 'none';
   // Bytes brought home so far, for the worker's per-session transfer limit (TRANSFER_MAX_SESSION_BYTES).
   let sessionBytes = 0;
   const runs: PodSessionRun[] = [];
@@ -336,11 +343,58 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     } else {
       progress.gpu = `GPU ${target.gpuIndex} on ${target.host}`;
       gpuIndices = [target.gpuIndex];
-      endpoint = {
+      const hostEndpoint: PodEndpoint = {
         // The team's server has a configured key, checked from the first connection (no trust on first use).
         ssh: { host: target.host, port: target.port, username: target.username, hostKeySha256: target.hostKeySha256 },
         workspaceDir: target.workspaceDir,
       };
+      endpoint = hostEndpoint;
+      // The GPU is the session's alone before anything runs on the host. A held GPU: wait on a timer and ask again.
+      const waitFrom = Date.now();
+      for (;;) {
+        gpuLock = 'pending';
+        const lock = await call(
+          'acquireGpuLock',
+          quick,
+          `lock GPU ${target.gpuIndex} on ${target.host} for ${model.repoId}`,
+          {
+            endpoint: hostEndpoint,
+            gpuIndex: target.gpuIndex,
+            lock: { dir: target.gpuLock.dir, staleAfterMs: target.gpuLock.staleAfterMs },
+            owner: {
+              study: study.study,
+              phase: phaseId,
+              model: model.repoId,
+              workflowId: info.workflowId,
+              runId: info.runId,
+            },
+          },
+        );
+        if (lock.acquired) {
+          gpuLock = 'held';
+          progress.gpuHolder = null;
+          progress.gpu = `GPU ${lock.gpu.index} (${lock.gpu.name}) on ${target.host}`;
+          if (lock.takenOver) {
+            log.warn('took over the GPU lock of a holder that is gone', {
+              reason: lock.takenOver.reason,
+              previousOwner: describeGpuHolder(lock.takenOver.holder),
+            });
+          }
+          break;
+        }
+        gpuLock = 'none';
+        progress.gpuHolder = lock.holder;
+        stage(
+          'waiting-for-gpu',
+          `GPU ${target.gpuIndex} on ${target.host} is held by ${describeGpuHolder(lock.holder)}; ` +
+            `asking again every ${Math.round(target.gpuLock.pollIntervalMs / 1000)} s`,
+        );
+        await sleep(target.gpuLock.pollIntervalMs);
+        // A wait of days must not outgrow the history: go on in a fresh run (nothing is held or created yet).
+        if (workflowInfo().continueAsNewSuggested) await continueAsNew<typeof podSessionWorkflow>(input);
+      }
+      timings.gpuLockAcquiredAt = new Date().toISOString();
+      timings.gpuLockWaitMs = Date.now() - waitFrom;
     }
     timings.podReadyAt = new Date().toISOString();
     const ep = endpoint;
@@ -525,6 +579,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
           image: target.kind === 'runpod' ? target.image : null,
           costPerHr: pod?.costPerHr ?? 0,
           hostKeySha256: ep.ssh.hostKeySha256 ?? null,
+          gpuIndices,
         },
         candidatesTried: attempts,
         vllm: {
@@ -572,25 +627,47 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
     }
     stage('done');
   } catch (err) {
-    progress.error =
-      err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    if (!(err instanceof ContinueAsNew))
+      progress.error =
+        err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     throw err;
   } finally {
     // Runs on success, failure and cancellation (not on terminate: the reaper covers that).
     await CancellationScope.nonCancellable(async () => {
       const failed = progress.stage !== 'done';
-      if (endpoint) {
+      // On the team's server the workspace is shared: its logs and processes are this session's only while it held
+      // the GPU (a session that only waited must not touch the holder's work).
+      const ours = phase.target.kind === 'runpod' || gpuLock === 'held';
+      if (endpoint && ours) {
         await call('collectLogs', { startToCloseTimeout: '5m', retry: { maximumAttempts: 2 } }, 'collect pod logs', {
           endpoint,
           resultsSubdir: `${study.study}/${phaseId}/${slug}/logs/${runBase}`,
           sessionBytesSoFar: sessionBytes,
         }).catch((e: unknown) => log.warn('log collection failed', { error: String(e) }));
       }
-      if (endpoint && phase.target.kind === 'ssh-host') {
+      if (endpoint && phase.target.kind === 'ssh-host' && ours) {
         // A server that outlives the session: free its GPU (vLLM, a harness left by a failure) for its other users.
         await call('stopPodWork', quick, `stop vLLM and the session's processes on ${phase.target.host}`, { endpoint })
           .then((r) => r.stopped.length && log.info('stopped on the host', { stopped: r.stopped }))
           .catch((e: unknown) => log.warn("could not stop the session's processes on the host", { error: String(e) }));
+      }
+      if (endpoint && phase.target.kind === 'ssh-host' && gpuLock !== 'none') {
+        // After stopPodWork, so the next holder finds the GPU free. Only this run's lock is removed.
+        const { gpuIndex, gpuLock: settings, host } = phase.target;
+        const release = { ...teardown, retry: { ...teardown.retry, maximumAttempts: 10 } };
+        await call('releaseGpuLock', release, `release the lock of GPU ${gpuIndex} on ${host}`, {
+          endpoint,
+          gpuIndex,
+          lock: { dir: settings.dir },
+          owner: { workflowId: info.workflowId, runId: info.runId },
+        })
+          .then((r) => {
+            if (r.outcome === 'held-by-other' && r.holder)
+              log.warn('the GPU lock was taken over while this session ran', { holder: describeGpuHolder(r.holder) });
+          })
+          .catch((e: unknown) =>
+            log.warn('could not release the GPU lock; it is taken over once this run is closed', { error: String(e) }),
+          );
       }
       if (pod) {
         progress.stage = 'terminating';

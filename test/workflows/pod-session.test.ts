@@ -106,7 +106,9 @@ describe('podSessionWorkflow teardown', () => {
         }),
       ).catch((e: unknown) => (failing ? e : Promise.reject(e as Error)));
       const names = calls.map((c) => c.name);
-      expect(names.slice(-2)).toEqual(['collectLogs', 'stopPodWork']);
+      // The GPU's lock is taken before anything runs on the host and released last.
+      expect(names.slice(0, 2)).toEqual(['acquireGpuLock', 'preparePod']);
+      expect(names.slice(-3)).toEqual(['collectLogs', 'stopPodWork', 'releaseGpuLock']);
       expect(names).not.toContain('reservePod');
       expect(names).not.toContain('terminatePod');
       expect(calls.find((c) => c.name === 'startVllm')?.input).toMatchObject({ gpuIndices: [2] });

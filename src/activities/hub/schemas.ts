@@ -14,3 +14,36 @@ export const ModelInfoSchema = z.object({
   ),
 });
 export type ModelInfo = z.infer<typeof ModelInfoSchema>;
+
+const configCount = z.number().int().positive();
+const ConfigCoreSchema = z.looseObject({
+  num_hidden_layers: configCount,
+  num_attention_heads: configCount,
+  /** Absent in configs without grouped-query attention: as many KV heads as attention heads. */
+  num_key_value_heads: configCount.nullish(),
+  /** Absent in many configs: hidden_size / num_attention_heads. */
+  head_dim: configCount.nullish(),
+  hidden_size: configCount.nullish(),
+  /** transformers >= 4.56 writes `dtype`, older versions `torch_dtype`. */
+  torch_dtype: z.string().nullish(),
+  dtype: z.string().nullish(),
+  max_position_embeddings: configCount.nullish(),
+  /** MoE configs (Qwen3-MoE: 128 experts). */
+  num_experts: z.number().int().nonnegative().nullish(),
+});
+
+/**
+ * A model's `config.json`: the values the memory fit needs. Multimodal configs keep the language model's values
+ * under `text_config`; those are read when the top level has none.
+ */
+export const ModelConfigSchema = z.preprocess((doc) => {
+  if (typeof doc !== 'object' || doc === null || 'num_hidden_layers' in doc) return doc;
+  const text = (doc as { text_config?: unknown }).text_config;
+  return typeof text === 'object' && text !== null ? { ...doc, ...text } : doc;
+}, ConfigCoreSchema);
+export type ModelConfig = z.infer<typeof ModelConfigSchema>;
+
+/** `tokenizer.json` (Hugging Face tokenizers): only checked to be one, the file is kept byte for byte. */
+export const TokenizerJsonSchema = z.looseObject({ model: z.looseObject({}) });
+/** `tokenizer_config.json`: a JSON object (chat template, special tokens). */
+export const TokenizerConfigSchema = z.looseObject({});

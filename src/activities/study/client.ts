@@ -1,9 +1,19 @@
-// Runs the pod harness's own input checks on the worker (`python -m harness.check`, pod/harness/check.py): JSON in on
-// stdin, JSON out on stdout, parsed with zod where it enters. The harness is standard-library Python for this.
+// Runs the pod harness's own input checks on the worker (`python -m harness.check`, pod/harness/check.py) and its
+// preflight (`python -m harness.preflight`: dataset facts and prompt token counts with the model's tokenizer): JSON in
+// on stdin, JSON out on stdout, parsed with zod where it enters. The check is standard-library Python; the preflight
+// needs the worker venv's tokenizers and jinja2.
 import { spawn } from 'node:child_process';
 import { dirname } from 'node:path';
 import { HarnessCheckFailedError } from './errors.js';
-import { HarnessCheckOutputSchema, type HarnessCheckInput, type HarnessCheckOutput } from './schemas.js';
+import type { z } from 'zod';
+import {
+  HarnessCheckOutputSchema,
+  HarnessPreflightOutputSchema,
+  type HarnessCheckInput,
+  type HarnessCheckOutput,
+  type HarnessPreflightInput,
+  type HarnessPreflightOutput,
+} from './schemas.js';
 
 export interface HarnessCheckClientOptions {
   /** Any Python 3.10+ (the worker uses its analysis venv). */
@@ -17,6 +27,7 @@ export interface HarnessCheckClientOptions {
 /** What the activities depend on. */
 export interface HarnessCheckApi {
   check(input: HarnessCheckInput): Promise<HarnessCheckOutput>;
+  preflight(input: HarnessPreflightInput): Promise<HarnessPreflightOutput>;
 }
 
 const TAIL_CHARS = 2_000;
@@ -29,9 +40,17 @@ export class HarnessCheckClient implements HarnessCheckApi {
   }
 
   check(input: HarnessCheckInput): Promise<HarnessCheckOutput> {
+    return this.#run('harness.check', HarnessCheckOutputSchema, input);
+  }
+
+  preflight(input: HarnessPreflightInput): Promise<HarnessPreflightOutput> {
+    return this.#run('harness.preflight', HarnessPreflightOutputSchema, input);
+  }
+
+  #run<S extends z.ZodType>(module: string, schema: S, input: unknown): Promise<z.output<S>> {
     const podDir = dirname(this.#options.harnessDir);
     return new Promise((resolve, reject) => {
-      const child = spawn(this.#options.python, ['-m', 'harness.check'], {
+      const child = spawn(this.#options.python, ['-m', module], {
         cwd: podDir,
         // The harness from this checkout, no user site-packages, no __pycache__ in the folder shipped to pods.
         env: { ...process.env, PYTHONPATH: podDir, PYTHONNOUSERSITE: '1', PYTHONDONTWRITEBYTECODE: '1' },
@@ -46,16 +65,16 @@ export class HarnessCheckClient implements HarnessCheckApi {
       child.on('close', (code, signal) => {
         const stdout = Buffer.concat(out).toString('utf8');
         const tail = Buffer.concat(err).toString('utf8').trim().slice(-TAIL_CHARS);
-        if (code !== 0) return reject(new HarnessCheckFailedError(`harness.check exited ${code ?? signal}`, tail));
+        if (code !== 0) return reject(new HarnessCheckFailedError(`${module} exited ${code ?? signal}`, tail));
         let parsed: unknown;
         try {
           parsed = JSON.parse(stdout);
         } catch {
-          return reject(new HarnessCheckFailedError('harness.check printed no JSON', stdout.slice(-TAIL_CHARS)));
+          return reject(new HarnessCheckFailedError(`${module} printed no JSON`, stdout.slice(-TAIL_CHARS)));
         }
-        const result = HarnessCheckOutputSchema.safeParse(parsed);
+        const result = schema.safeParse(parsed);
         if (!result.success)
-          return reject(new HarnessCheckFailedError('harness.check output breaks its contract', result.error.message));
+          return reject(new HarnessCheckFailedError(`${module} output breaks its contract`, result.error.message));
         resolve(result.data);
       });
       child.stdin.end(JSON.stringify(input));
