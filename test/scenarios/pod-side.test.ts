@@ -197,7 +197,9 @@ describe('pod-side sandbox scenarios', () => {
     const failure = (activity as ActivityFailure).cause as ApplicationFailure;
     expect(failure.type).toBe('ModelDoesNotFitError');
     expect(failure.nonRetryable).toBe(true);
-    expect(failure.message).toMatch(/does not fit this GPU .* at max-model-len 32768/);
+    expect(failure.message).toMatch(
+      new RegExp(`does not fit this GPU .* at max-model-len ${study.vllm.maxModelLen}\\b`),
+    );
     expect(failure.message).toContain('CUDA out of memory: tried to allocate 2 GiB');
     expect(failure.message).toContain('Suggestion:');
     expect(progress.stage).toBe('failed');
