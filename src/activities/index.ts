@@ -1,5 +1,6 @@
 import { createAnalysisActivities, type AnalysisActivityDeps } from './analysis/activities.js';
 import { createHubActivities, type HubActivityDeps } from './hub/activities.js';
+import { createPlanActivities, type PlanActivityDeps } from './plan/activities.js';
 import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
 import { createGpuLockActivities, type GpuLockActivityDeps } from './pod/gpu-lock.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
@@ -15,7 +16,8 @@ export type ActivityDeps = RunPodActivityDeps &
   ReaperActivityDeps &
   HubActivityDeps &
   AnalysisActivityDeps &
-  StudyActivityDeps;
+  StudyActivityDeps &
+  PlanActivityDeps;
 
 /** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
 export function createActivities(deps: ActivityDeps) {
@@ -28,6 +30,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHubActivities(deps),
     ...createAnalysisActivities(deps),
     ...createStudyActivities(deps),
+    ...createPlanActivities(deps),
   });
 }
 

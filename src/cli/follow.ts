@@ -2,7 +2,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describeGpuHolder } from '../shared/gpu-lock.js';
-import type { InferenceHeartbeat, PhaseProgress, PodSessionProgress, StudyProgress } from '../shared/types.js';
+import type {
+  InferenceHeartbeat,
+  PhaseProgress,
+  PodSessionProgress,
+  SessionTimeEstimate,
+  StudyProgress,
+} from '../shared/types.js';
 
 /** Outcome of following a study: where it stopped and whether that is a success. */
 export type FollowOutcome = 'at-gate' | 'waiting-for-budget' | 'done' | 'stopped' | 'failed' | 'detached';
@@ -30,6 +36,66 @@ export function formatSpend(study: StudyProgress, phase: PhaseProgress | null, s
   // A completed phase is already part of the study's spend.
   const studyTotal = study.completedPhases.includes(phase.phaseId) ? study.spentUsd : study.spentUsd + phaseLive;
   return `  spend: phase ${money(phaseLive)} (${limit(phase.budget.phaseUsd)}), study ${money(studyTotal)} (${limit(phase.budget.studyUsd)})`;
+}
+
+/**
+ * What is left of one session, by the plan's estimate (src/plan/estimate.ts): the parts not reached yet in full,
+ * the running prompt by its share of samples still to do. Null when the session has ended or has no estimate.
+ */
+export function sessionRemainingMs(
+  estimate: SessionTimeEstimate | undefined,
+  p: PodSessionProgress | null,
+  inference: InferenceHeartbeat | null,
+): number | null {
+  if (!estimate) return null;
+  const prompts = estimate.perPromptMs.map((x) => x.ms);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  switch (p?.stage ?? 'queued') {
+    case 'done':
+    case 'failed':
+    case 'terminating':
+      return 0;
+    case 'transferring': // the run `runsDone` is coming home; the prompts after it are ahead
+      return sum(prompts.slice((p?.runsDone ?? 0) + 1));
+    case 'downloading':
+      return estimate.downloadMs + estimate.loadMs + sum(prompts);
+    case 'starting-vllm':
+      return estimate.loadMs + sum(prompts.slice(p?.runsDone ?? 0));
+    case 'inference': {
+      const i = p?.runsDone ?? 0;
+      const share = inference && inference.total > 0 ? 1 - Math.min(1, inference.done / inference.total) : 1;
+      return (prompts[i] ?? 0) * share + sum(prompts.slice(i + 1));
+    }
+    default:
+      // Not yet on a pod (queued, reserving, waiting for one or for the GPU): the whole session is ahead.
+      return estimate.totalMs;
+  }
+}
+
+const hm = (ms: number) => {
+  const min = Math.max(1, Math.round(ms / 60_000));
+  return min < 60 ? `${min} min` : `${Math.floor(min / 60)} h ${String(min % 60).padStart(2, '0')} min`;
+};
+
+/**
+ * The phase's time left: every session's remaining estimate, spread over the phase's concurrent sessions (the
+ * longest one bounds it from below). Null before the preflight gave estimates.
+ */
+export function formatEta(phase: PhaseProgress | null, sessions: SessionView[], nowMs: number): string | null {
+  const pre = phase?.preflight;
+  if (!phase || !pre?.estimates.length) return null;
+  const byModel = new Map(pre.estimates.map((e) => [e.repoId, e]));
+  const left = phase.sessions.map((id, i) => {
+    const v = sessions.find((s) => s.workflowId === id);
+    const estimate = (v?.progress ? byModel.get(v.progress.model) : undefined) ?? pre.estimates[i];
+    return sessionRemainingMs(estimate, v?.progress ?? null, v?.inference ?? null) ?? 0;
+  });
+  const open = left.filter((ms) => ms > 0);
+  if (!open.length) return null;
+  const lanes = Math.max(1, Math.min(phase.maxConcurrentSessions, open.length));
+  const ms = Math.max(Math.max(...open), open.reduce((a, b) => a + b, 0) / lanes);
+  const partial = pre.estimates.some((e) => !e.complete) ? ', inference not estimated' : '';
+  return `  eta: about ${hm(ms)} left (done about ${new Date(nowMs + ms).toISOString().slice(11, 16)} UTC; plan estimate on ${pre.estimates[0]?.gpu ?? 'the first fitting GPU'}${partial})`;
 }
 
 /** One line per model: stage, samples done / total, pod and cost so far. */
@@ -119,9 +185,12 @@ export async function followStudy(opts: {
           `[${study.phase ?? '-'}] ${phase?.waitingForBudget ? 'waiting for budget' : study.phaseState}`,
           ...sessions.map((s) => formatSession(s, now)),
           formatSpend(study, phase, sessionsUsd),
-        ].join('\n');
+          ...(study.phaseState === 'running' ? [formatEta(phase, sessions, now)] : []),
+        ]
+          .filter((l) => l !== null)
+          .join('\n');
         // Print on any change of state, and every 15 s anyway so the cost stays current.
-        const key = block.replace(/\$[\d.]+/g, '');
+        const key = block.replace(/\$[\d.]+/g, '').replace(/\n {2}eta: .*/, '');
         if (key !== lastKey || now - lastPrintMs > 15_000) {
           print(`${new Date(now).toISOString().slice(11, 19)} ${block}`);
           lastKey = key;

@@ -7,14 +7,11 @@ import { RunPodClient } from '../activities/runpod/client.js';
 import { HarnessCheckClient } from '../activities/study/client.js';
 import type { Env } from '../config.js';
 import { loadMetadataFile, writeMetadataFile } from '../plan/metadata.js';
-import type { PlanPhaseDeps } from '../plan/plan-phase.js';
+import { PLAN_CACHE_DIR, type PlanPhaseDeps } from '../plan/plan-phase.js';
 import { gatherFacts, writeMetadataFromFacts } from '../plan/sources.js';
 import { phaseSettings, type Study } from '../study/schema.js';
 import { formatPlan } from '../plan/render.js';
 import type { Plan } from '../plan/types.js';
-
-/** Where the plan keeps the tokenizers it fetched from the Hub (git-ignored). */
-export const PLAN_CACHE_DIR = '.cache/plan';
 
 /** Read-only planning clients from the configuration; no RunPod key means no catalog (prices from the metadata file). */
 export function planDeps(config: Env, opts: { offline: boolean }): PlanPhaseDeps {

@@ -17,6 +17,9 @@ import { loadMetadataFile, type LoadedMetadata } from './metadata.js';
 import { gatherFacts } from './sources.js';
 import type { Plan } from './types.js';
 
+/** Where the plan keeps the tokenizers it fetched from the Hub, under the project root (git-ignored). */
+export const PLAN_CACHE_DIR = '.cache/plan';
+
 export interface PlanPhaseDeps {
   projectRoot: string;
   resultsDir: string;

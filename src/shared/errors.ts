@@ -51,6 +51,9 @@ export const ErrorTypes = {
   StudyInvalid: 'StudyInvalidError',
   /** The harness's input check crashed on the worker (src/activities/study): retryable. */
   HarnessCheckFailed: 'HarnessCheckFailedError',
+  // The plan (src/activities/plan)
+  /** A check of the phase's plan failed at the workflow's start: nothing was reserved. */
+  PreflightFailed: 'PreflightFailedError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -78,4 +81,5 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.HubNotFound,
   ErrorTypes.AnalysisInput,
   ErrorTypes.StudyInvalid,
+  ErrorTypes.PreflightFailed,
 ];

@@ -696,6 +696,9 @@ export interface PhaseProgress {
   lockedGpuTypeId: string | null;
   /** Signals that failed validation and changed nothing (the latest few). */
   ignored: { at: string; signal: string; error: string }[];
+  maxConcurrentSessions: number;
+  /** The plan's checks and time estimates from the phase's start; null until then (or in a workflow older than it). */
+  preflight: PreflightPhaseOutput | null;
 }
 
 export interface PodSessionInput {
@@ -799,4 +802,33 @@ export interface CheckStudyInputsOutput {
   /** Unique samples in the dataset, and repeated rows (the first copy counts). */
   samples: number;
   duplicates: number;
+}
+
+/** preflightPhase (src/activities/plan): the phase's plan checked again on the worker before anything is reserved. */
+export interface PreflightPhaseInput {
+  study: Study;
+  phaseId: string;
+  /** Pod cost of the study's completed phases (the study workflow's count). */
+  studySpentUsd: number;
+}
+/** The time one model's session should take, by part, from the plan's estimate model (src/plan/estimate.ts). */
+export interface SessionTimeEstimate {
+  repoId: string;
+  /** The candidate the estimate is for: the first that fits (`2x NVIDIA H200`, or the team's GPU). */
+  gpu: string;
+  imagePullMs: number;
+  downloadMs: number;
+  loadMs: number;
+  /** Per prompt strategy, in the session's order: baseline + inference. */
+  perPromptMs: { prompt: string; ms: number }[];
+  totalMs: number;
+  /** False when a figure was missing (no decode rate): the inference is left out. */
+  complete: boolean;
+}
+export interface PreflightPhaseOutput {
+  /** Every check of the plan, one line each (the failed ones stopped the phase before this returned). */
+  checks: { id: string; verdict: 'pass' | 'warn' | 'fail'; summary: string }[];
+  estimates: SessionTimeEstimate[];
+  /** The estimated cost of the phase on the first fitting candidate; null without a price (or on ssh-host). */
+  phaseCostUsd: number | null;
 }

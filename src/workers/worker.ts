@@ -6,11 +6,12 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { temporalWorkflowStatus } from '../activities/reaper/client.js';
 import { createActivities } from '../activities/index.js';
 import { AnalysisClient } from '../activities/analysis/client.js';
-import { HubClient } from '../activities/hub/client.js';
+import { DEFAULT_HUB_URL, HubClient } from '../activities/hub/client.js';
 import { SshPodConnector } from '../activities/pod/client.js';
 import { RunPodClient } from '../activities/runpod/client.js';
 import { HarnessCheckClient } from '../activities/study/client.js';
 import type { Env } from '../config.js';
+import { PLAN_CACHE_DIR } from '../plan/plan-phase.js';
 import { temporalWorkflowRunState } from './workflow-run-state.js';
 
 /** The pod harness shipped to every pod (Python package `harness`). */
@@ -51,6 +52,7 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     python: resolve(config.PROJECT_ROOT, config.ANALYSIS_PYTHON),
     harnessDir: HARNESS_DIR,
   });
+  const resultsDir = resolve(config.PROJECT_ROOT, config.RESULTS_DIR);
   const activities = createActivities({
     runpod,
     analysis,
@@ -63,7 +65,18 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     workflowRunState: temporalWorkflowRunState(temporal),
     projectRoot: config.PROJECT_ROOT,
     harnessDir: HARNESS_DIR,
-    resultsDir: resolve(config.PROJECT_ROOT, config.RESULTS_DIR),
+    resultsDir,
+    // The phase's preflight: the plan's read-only sources (Hub, catalog when there is a key, else the metadata file).
+    planning: {
+      projectRoot: config.PROJECT_ROOT,
+      resultsDir,
+      preflight: (input) => harnessCheck.preflight(input),
+      hub: { client: hub, url: config.HF_ENDPOINT ?? DEFAULT_HUB_URL },
+      catalog: config.RUNPOD_API_KEY ? { client: runpod, url: config.RUNPOD_BASE_URL } : null,
+      cacheDir: resolve(config.PROJECT_ROOT, PLAN_CACHE_DIR),
+      // The CodeCarbon pin of the harness this worker ships to pods.
+      podRequirementsPath: resolve(HARNESS_DIR, '../requirements.txt'),
+    },
     pollIntervalMs: config.POD_POLL_INTERVAL_MS,
     downloadStallTimeoutMs: config.DOWNLOAD_STALL_TIMEOUT_MS,
     // The pod is untrusted: what it may send home, at most.

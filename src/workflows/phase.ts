@@ -4,6 +4,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -37,6 +38,12 @@ const { checkStudyInputs } = proxyActivities<Activities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ErrorTypes.StudyInvalid] },
 });
 
+// The plan's checks at the start: a failed check is final (PreflightFailedError), a crashed harness is retried.
+const { preflightPhase } = proxyActivities<Activities>({
+  startToCloseTimeout: '10m',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ErrorTypes.PreflightFailed, ErrorTypes.StudyInvalid] },
+});
+
 const usd = (n: number) => `$${n.toFixed(2)}`;
 
 const RAISE_EXAMPLE = '{"phaseUsd": N, "by": "<name>"} or {"studyUsd": N, "by": "<name>"}';
@@ -68,6 +75,8 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
     waitingForBudget: null,
     lockedGpuTypeId: null,
     ignored: [],
+    maxConcurrentSessions: phase.maxConcurrentSessions,
+    preflight: null,
   };
   let details = '';
   const showDetails = (text: string) => {
@@ -133,6 +142,13 @@ export async function phaseWorkflow(input: PhaseWorkflowInput): Promise<PhaseWor
 
   // Before any session reserves a pod: the study's files, with the harness's own rules.
   await checkStudyInputs({ study });
+  // Then the plan's checks (fit, context, dataset, consistency, budget); its estimates give the progress an ETA.
+  // Workflows started before the preflight existed replay without it.
+  if (patched('phase-preflight')) {
+    progress.preflight = await preflightPhase({ study, phaseId, studySpentUsd: input.studySpentUsd });
+    for (const c of progress.preflight.checks.filter((x) => x.verdict === 'warn'))
+      log.warn('preflight warning', { check: c.id, summary: c.summary });
+  }
   const sessions: PodSessionOutput[] = [];
   const failures: PhaseWorkflowOutput['failures'] = [];
   let costUsd = 0;

@@ -8,7 +8,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { PodSessionProgress, RunManifest, StudyProgress } from '../../src/shared/types.js';
+import type { PhaseProgress, PodSessionProgress, RunManifest, StudyProgress } from '../../src/shared/types.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
@@ -159,9 +159,47 @@ describe('phase 2a on the sandbox', () => {
     expect(billing.pods).toHaveLength(2);
     expect(billing.accruingUsdPerHr).toBe(0);
 
+    // The phase began with the plan's checks, made on the worker, and kept their estimates for the ETA.
+    const phase = await env.client.workflow
+      .getHandle(`study-${study.study}--phase2a`)
+      .query<PhaseProgress>('phaseProgress');
+    expect(phase.preflight?.checks.map((c) => [c.id, c.verdict === 'fail'])).toEqual([
+      ['fit', false],
+      ['context', false],
+      ['dataset', false],
+      ['consistency', false],
+      ['budget', false],
+    ]);
+    expect(phase.preflight?.estimates.map((e) => e.repoId)).toEqual([
+      'Qwen/Qwen3-30B-A3B-Instruct-2507',
+      'Qwen/Qwen3-30B-A3B-Thinking-2507',
+    ]);
+
     await handle.signal('gateDecision', { decision: 'stop', by: 'test' });
     const result = await handle.result();
     expect(result.stoppedAt).toBe('phase2b');
+  });
+
+  it('starts nothing when the preflight fails: prompts that overflow maxModelLen stop the phase before a pod', async () => {
+    const base = sandboxStudy();
+    // Room for the thinking model's maxTokens and 64 prompt tokens: every sandbox prompt is longer.
+    const study: Study = { ...base, vllm: { ...base.vllm, maxModelLen: 24_576 + 64 } };
+    const podsBefore = servers.runpod.billing().pods.length;
+    const handle = await start(study);
+    const err = await handle.result().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const chain: string[] = [];
+    for (let e: unknown = err; e instanceof Error; e = e.cause) chain.push(`${e.name}: ${e.message}`);
+    const failure = chain.find((m) => m.includes('the preflight of phase2a failed'));
+    expect(failure, chain.join('\n')).toBeDefined();
+    expect(failure).toMatch(/Context length: .*maxModelLen/);
+    // No pod was ever created for it, and no session workflow was started.
+    expect(servers.runpod.billing().pods).toHaveLength(podsBefore);
+    const session = env.client.workflow.getHandle(`study-${study.study}--phase2a--Qwen3-30B-A3B-Instruct-2507`);
+    await expect(session.describe()).rejects.toThrow(/not found/i);
   });
 
   it('terminates the pod when the study is cancelled while a session is busy', async () => {

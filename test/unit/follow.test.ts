@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatSpend, podCostUsd } from '../../src/cli/follow.js';
-import type { PhaseProgress, PodSessionProgress, StudyProgress } from '../../src/shared/types.js';
+import { formatEta, formatSpend, podCostUsd, sessionRemainingMs, type SessionView } from '../../src/cli/follow.js';
+import type { PhaseProgress, PodSessionProgress, SessionTimeEstimate, StudyProgress } from '../../src/shared/types.js';
 
 const study = (o: Partial<StudyProgress>): StudyProgress => ({
   study: 's',
@@ -23,6 +23,8 @@ const phase: PhaseProgress = {
   waitingForBudget: null,
   lockedGpuTypeId: null,
   ignored: [],
+  maxConcurrentSessions: 1,
+  preflight: null,
 };
 
 describe('progress output', () => {
@@ -43,5 +45,78 @@ describe('progress output', () => {
     } as PodSessionProgress;
     expect(podCostUsd(p, Date.parse('2026-01-01T05:00:00Z'))).toBeCloseTo(0.6);
     expect(podCostUsd({ ...p, podTerminatedAt: null }, Date.parse('2026-01-01T00:20:00Z'))).toBeCloseTo(1.2);
+  });
+});
+
+const MIN = 60_000;
+/** 5 min pull, 10 min download, 5 min load, two prompts of 30 and 60 min: 110 min. */
+const estimate = (repoId: string): SessionTimeEstimate => ({
+  repoId,
+  gpu: '1x NVIDIA H200',
+  imagePullMs: 5 * MIN,
+  downloadMs: 10 * MIN,
+  loadMs: 5 * MIN,
+  perPromptMs: [
+    { prompt: 'zero-shot', ms: 30 * MIN },
+    { prompt: 'few-shot', ms: 60 * MIN },
+  ],
+  totalMs: 110 * MIN,
+  complete: true,
+});
+const session = (o: Partial<PodSessionProgress>): PodSessionProgress => ({
+  model: 'Qwen/A',
+  stage: 'queued',
+  prompt: null,
+  podId: null,
+  gpu: null,
+  costPerHr: 0,
+  podCreatedAt: null,
+  podTerminatedAt: null,
+  runsDone: 0,
+  runsTotal: 2,
+  error: null,
+  ...o,
+});
+
+describe('ETA from the plan estimate', () => {
+  const e = estimate('Qwen/A');
+  it('counts the parts of a session not reached yet', () => {
+    expect(sessionRemainingMs(e, null, null)).toBe(110 * MIN);
+    expect(sessionRemainingMs(e, session({ stage: 'reserving' }), null)).toBe(110 * MIN);
+    expect(sessionRemainingMs(e, session({ stage: 'downloading' }), null)).toBe(105 * MIN);
+    expect(sessionRemainingMs(e, session({ stage: 'starting-vllm' }), null)).toBe(95 * MIN);
+    // Restarted vLLM under the second prompt: the first is done.
+    expect(sessionRemainingMs(e, session({ stage: 'starting-vllm', runsDone: 1 }), null)).toBe(65 * MIN);
+    expect(sessionRemainingMs(e, session({ stage: 'done', runsDone: 2 }), null)).toBe(0);
+    expect(sessionRemainingMs(undefined, session({}), null)).toBeNull();
+  });
+
+  it('takes the running prompt by its share of samples left', () => {
+    const inference = { stage: 'inference' as const, done: 25, total: 100, tokensPerS: 900 };
+    expect(sessionRemainingMs(e, session({ stage: 'inference', runsDone: 0 }), inference)).toBe(22.5 * MIN + 60 * MIN);
+    expect(sessionRemainingMs(e, session({ stage: 'inference', runsDone: 1 }), inference)).toBe(45 * MIN);
+    // The first run coming home: only the second prompt is ahead.
+    expect(sessionRemainingMs(e, session({ stage: 'transferring', runsDone: 0 }), null)).toBe(60 * MIN);
+  });
+
+  it('spreads the sessions left over the concurrent ones, never below the longest', () => {
+    const views: SessionView[] = [
+      { workflowId: 'a', progress: session({ stage: 'downloading' }), inference: null, activity: null },
+      { workflowId: 'b', progress: null, inference: null, activity: null },
+    ];
+    const withPreflight = (lanes: number): PhaseProgress => ({
+      ...phase,
+      sessions: ['a', 'b'],
+      maxConcurrentSessions: lanes,
+      preflight: { checks: [], estimates: [e, estimate('Qwen/B')], phaseCostUsd: null },
+    });
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    // One at a time: 105 + 110 min.
+    expect(formatEta(withPreflight(1), views, now)).toBe(
+      '  eta: about 3 h 35 min left (done about 03:35 UTC; plan estimate on 1x NVIDIA H200)',
+    );
+    // Two at once: the longer one, 110 min.
+    expect(formatEta(withPreflight(2), views, now)).toContain('about 1 h 50 min left');
+    expect(formatEta(phase, views, now)).toBeNull();
   });
 });

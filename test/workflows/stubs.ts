@@ -108,6 +108,11 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     recordGateDecision: rec('recordGateDecision', { path: 'g', reportPath: 'r' }),
     writeReport: rec('writeReport', { reportMd: 'r.md', reportHtml: 'r.html' }),
     checkStudyInputs: rec('checkStudyInputs', { files: [], samples: 4, duplicates: 0 }),
+    preflightPhase: rec('preflightPhase', {
+      checks: [{ id: 'fit', verdict: 'pass', summary: 'stub' }],
+      estimates: [],
+      phaseCostUsd: null,
+    }),
   };
   return { ...base, ...overrides };
 }

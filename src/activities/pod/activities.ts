@@ -22,7 +22,8 @@ import type {
   TransferResultsInput,
   TransferResultsOutput,
 } from '../../shared/types.js';
-import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
+import { withActivityShell, runChecked } from './activity-shell.js';
+import type { PodConnector, PodShell, ReconnectingPodShell } from './client.js';
 import {
   DownloadFailedError,
   DownloadVerificationError,
@@ -123,41 +124,20 @@ export function createPodActivities(deps: PodActivityDeps) {
     return (p: string) => byPath.get(p) ?? '';
   };
 
-  /**
-   * One SSH session for an activity. A dropped connection is replaced and the interrupted command run again (every
-   * command here is idempotent), so a network blip costs a reconnect, not an activity retry.
-   */
+  /** One SSH session for an activity (src/activities/pod/activity-shell.ts). */
   function withShell<T>(endpoint: PodEndpoint, fn: (sh: ReconnectingPodShell) => Promise<T>): Promise<T> {
-    return withShellCleanup(endpoint, undefined, fn);
+    return withActivityShell({ connector: deps.connector, endpoint, fn });
   }
 
-  /** withShell, with `cleanup` run on every exit path before the connection closes (its own failure ignored). */
-  async function withShellCleanup<T>(
+  function withShellCleanup<T>(
     endpoint: PodEndpoint,
     cleanup: ((sh: PodShell) => Promise<unknown>) | undefined,
     fn: (sh: ReconnectingPodShell) => Promise<T>,
   ): Promise<T> {
-    const { activityType, attempt } = activityInfo();
-    const sh = await ReconnectingPodShell.open(deps.connector, endpoint.ssh, {
-      signal: cancellationSignal(),
-      onReconnect: (count, cause) => {
-        log.warn('SSH connection lost; reconnected', { activityType, attempt, count, cause: cause.message });
-      },
-    });
-    try {
-      return await fn(sh);
-    } finally {
-      if (cleanup) await cleanup(sh).catch(() => undefined);
-      sh.close();
-    }
+    return withActivityShell({ connector: deps.connector, endpoint, fn, ...(cleanup ? { cleanup } : {}) });
   }
 
-  /** Runs a command and throws RemoteCommandError on a non-zero exit. */
-  async function run(sh: PodShell, step: string, command: string, timeoutMs = 120_000): Promise<string> {
-    const r = await sh.exec(command, { timeoutMs, signal: cancellationSignal() });
-    if (r.code !== 0) throw new RemoteCommandError(step, r.code, (r.stderr || r.stdout).slice(-2000));
-    return r.stdout;
-  }
+  const run = runChecked;
 
   /** The orchestrator's touch on the pod's dead-man's-switch file, done on every poll. */
   const touch = (ws: string) => `touch ${q(`${ws}/heartbeat`)}`;

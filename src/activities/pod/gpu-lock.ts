@@ -13,7 +13,7 @@
  * replaced. Two takers at once: the second finds a changed record and sees the winner as the holder.
  */
 import { hostname, userInfo } from 'node:os';
-import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import type {
   AcquireGpuLockInput,
   AcquireGpuLockOutput,
@@ -27,7 +27,8 @@ import type {
   WorkflowRunState,
 } from '../../shared/types.js';
 import { describeGpuHolder } from '../../shared/gpu-lock.js';
-import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
+import { runChecked, withActivityShell } from './activity-shell.js';
+import type { PodConnector, PodShell } from './client.js';
 import { GpuLockUnavailableError, GpuNotFoundError, RemoteCommandError } from './errors.js';
 import { q } from './remote.js';
 import { GpuLockRecordSchema } from './schemas.js';
@@ -224,26 +225,9 @@ const scratch = (kind: string, gpuIndex: number, runId: string) =>
 export function createGpuLockActivities(deps: GpuLockActivityDeps) {
   const identity = deps.lockOwnerIdentity ?? `${userInfo().username}@${hostname()}`;
 
-  async function withShell<T>(endpoint: PodEndpoint, fn: (sh: PodShell) => Promise<T>): Promise<T> {
-    const { activityType, attempt } = activityInfo();
-    const sh = await ReconnectingPodShell.open(deps.connector, endpoint.ssh, {
-      signal: cancellationSignal(),
-      onReconnect: (count, cause) => {
-        log.warn('SSH connection lost; reconnected', { activityType, attempt, count, cause: cause.message });
-      },
-    });
-    try {
-      return await fn(sh);
-    } finally {
-      sh.close();
-    }
-  }
-
-  async function exec(sh: PodShell, step: string, command: string): Promise<string> {
-    const r = await sh.exec(command, { timeoutMs: 120_000, signal: cancellationSignal() });
-    if (r.code !== 0) throw new RemoteCommandError(step, r.code, (r.stderr || r.stdout).slice(-2000));
-    return r.stdout;
-  }
+  const withShell = <T>(endpoint: PodEndpoint, fn: (sh: PodShell) => Promise<T>): Promise<T> =>
+    withActivityShell({ connector: deps.connector, endpoint, fn });
+  const exec = runChecked;
 
   async function inspect(sh: PodShell, root: string, lock: string): Promise<LockState> {
     const out = await exec(sh, 'read the GPU lock', inspectScript(root, lock));

@@ -1,0 +1,3 @@
+export { createPlanActivities, sessionTimeEstimates } from './activities.js';
+export type { PlanActivityDeps } from './activities.js';
+export { PreflightFailedError } from './errors.js';

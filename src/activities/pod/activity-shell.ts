@@ -1,0 +1,38 @@
+// The SSH session an activity works in, shared by the pod activities and the GPU lock.
+import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
+import type { PodEndpoint } from '../../shared/types.js';
+import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
+import { RemoteCommandError } from './errors.js';
+
+/**
+ * One SSH session for the running activity, cancelled with it. A dropped connection is replaced and the interrupted
+ * command run again (callers keep their commands idempotent), so a network blip costs a reconnect, not an activity
+ * retry. `cleanup` runs on every exit path before the connection closes (its own failure ignored).
+ */
+export async function withActivityShell<T>(input: {
+  connector: PodConnector;
+  endpoint: PodEndpoint;
+  fn: (sh: ReconnectingPodShell) => Promise<T>;
+  cleanup?: (sh: PodShell) => Promise<unknown>;
+}): Promise<T> {
+  const { activityType, attempt } = activityInfo();
+  const sh = await ReconnectingPodShell.open(input.connector, input.endpoint.ssh, {
+    signal: cancellationSignal(),
+    onReconnect: (count, cause) => {
+      log.warn('SSH connection lost; reconnected', { activityType, attempt, count, cause: cause.message });
+    },
+  });
+  try {
+    return await input.fn(sh);
+  } finally {
+    if (input.cleanup) await input.cleanup(sh).catch(() => undefined);
+    sh.close();
+  }
+}
+
+/** Runs a command under the activity's cancellation; a non-zero exit is a RemoteCommandError naming the step. */
+export async function runChecked(sh: PodShell, step: string, command: string, timeoutMs = 120_000): Promise<string> {
+  const r = await sh.exec(command, { timeoutMs, signal: cancellationSignal() });
+  if (r.code !== 0) throw new RemoteCommandError(step, r.code, (r.stderr || r.stdout).slice(-2000));
+  return r.stdout;
+}
