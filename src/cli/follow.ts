@@ -94,7 +94,9 @@ export function formatEta(phase: PhaseProgress | null, sessions: SessionView[], 
   if (!open.length) return null;
   const lanes = Math.max(1, Math.min(phase.maxConcurrentSessions, open.length));
   const ms = Math.max(Math.max(...open), open.reduce((a, b) => a + b, 0) / lanes);
-  const partial = pre.estimates.some((e) => !e.complete) ? ', inference not estimated' : '';
+  const partial =
+    (pre.estimates.some((e) => !e.complete) ? ', inference not estimated' : '') +
+    (pre.simulated ? '; simulated study, the real models would take this long' : '');
   return `  eta: about ${hm(ms)} left (done about ${new Date(nowMs + ms).toISOString().slice(11, 16)} UTC; plan estimate on ${pre.estimates[0]?.gpu ?? 'the first fitting GPU'}${partial})`;
 }
 

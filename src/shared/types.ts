@@ -831,4 +831,6 @@ export interface PreflightPhaseOutput {
   estimates: SessionTimeEstimate[];
   /** The estimated cost of the phase on the first fitting candidate; null without a price (or on ssh-host). */
   phaseCostUsd: number | null;
+  /** A sandbox study: the estimates are for the real models, far longer than the simulated run. */
+  simulated: boolean;
 }

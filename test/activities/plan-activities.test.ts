@@ -67,6 +67,7 @@ describe('preflightPhase', () => {
       expect(e.perPromptMs.map((p) => p.prompt)).toEqual(['zero-shot', 'few-shot']);
     }
     expect(out.phaseCostUsd).toBeGreaterThan(0);
+    expect(out.simulated).toBe(true);
   }, 60_000);
 
   it('fails for good on a failed check, naming it', async () => {

@@ -108,7 +108,7 @@ describe('ETA from the plan estimate', () => {
       ...phase,
       sessions: ['a', 'b'],
       maxConcurrentSessions: lanes,
-      preflight: { checks: [], estimates: [e, estimate('Qwen/B')], phaseCostUsd: null },
+      preflight: { checks: [], estimates: [e, estimate('Qwen/B')], phaseCostUsd: null, simulated: false },
     });
     const now = Date.parse('2026-01-01T00:00:00Z');
     // One at a time: 105 + 110 min.
@@ -118,5 +118,10 @@ describe('ETA from the plan estimate', () => {
     // Two at once: the longer one, 110 min.
     expect(formatEta(withPreflight(2), views, now)).toContain('about 1 h 50 min left');
     expect(formatEta(phase, views, now)).toBeNull();
+    // A sandbox study says the estimate is not for the simulated run.
+    const sim = withPreflight(2);
+    expect(
+      formatEta({ ...sim, preflight: sim.preflight && { ...sim.preflight, simulated: true } }, views, now),
+    ).toMatch(/simulated study, the real models would take this long\)$/);
   });
 });

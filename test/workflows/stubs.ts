@@ -112,6 +112,7 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
       checks: [{ id: 'fit', verdict: 'pass', summary: 'stub' }],
       estimates: [],
       phaseCostUsd: null,
+      simulated: true,
     }),
   };
   return { ...base, ...overrides };

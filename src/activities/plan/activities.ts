@@ -54,6 +54,7 @@ export function createPlanActivities(deps: PlanActivityDeps) {
         checks: plan.checks.map((c) => ({ id: c.id, verdict: c.verdict, summary: c.summary })),
         estimates: sessionTimeEstimates(plan),
         phaseCostUsd: first?.phaseCostUsd ?? null,
+        simulated: plan.simulated,
       };
     },
   };
