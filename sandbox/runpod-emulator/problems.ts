@@ -55,3 +55,5 @@ export const noCapacity = (): ProblemError => new ProblemError(400, NO_CAPACITY_
 export const validationFailed = (errors: string[]): ProblemError =>
   new ProblemError(422, VALIDATION_DETAIL, { errors });
 export const notFound = (what: string): ProblemError => new ProblemError(404, `${what} not found`);
+// Title and detail UNCONFIRMED upstream.
+export const insufficientBalance = (): ProblemError => new ProblemError(402, 'Insufficient balance.');

@@ -1,20 +1,40 @@
-import { createAnalysisActivities, type AnalysisActivityDeps } from './analysis/activities.js';
-import { createHubActivities, type HubActivityDeps } from './hub/activities.js';
-import { createPlanActivities, type PlanActivityDeps } from './plan/activities.js';
-import { createPodActivities, type PodActivityDeps } from './pod/activities.js';
-import { createGpuLockActivities, type GpuLockActivityDeps } from './pod/gpu-lock.js';
-import { createReaperActivities, type ReaperActivityDeps } from './reaper/activities.js';
-import { createResultsActivities, type ResultsActivityDeps } from './results/activities.js';
-import { createRunPodActivities, type RunPodActivityDeps } from './runpod/activities.js';
-import { createStudyActivities, type StudyActivityDeps } from './study/activities.js';
+import { createAnalysisActivities, type AnalysisActivityDeps } from './analysis/index.js';
+import { createHarnessActivities, type HarnessActivityDeps } from './harness/index.js';
+import {
+  createHubActivities,
+  createHubDownloadActivities,
+  type HubActivityDeps,
+  type HubDownloadActivityDeps,
+} from './hub/index.js';
+import { createPlanActivities, type PlanActivityDeps } from './plan/index.js';
+import { createReaperActivities, type ReaperActivityDeps } from './reaper/index.js';
+import {
+  createResultsActivities,
+  createResultsTransferActivities,
+  type ResultsActivityDeps,
+  type ResultsTransferActivityDeps,
+} from './results/index.js';
+import { createRunPodActivities, type RunPodActivityDeps } from './runpod/index.js';
+import { createStudyActivities, type StudyActivityDeps } from './study/index.js';
+import { createVllmActivities, type VllmActivityDeps } from './vllm/index.js';
+import {
+  createGpuLockActivities,
+  createWorkspaceActivities,
+  type GpuLockActivityDeps,
+  type WorkspaceActivityDeps,
+} from './workspace/index.js';
 import { withFailureConversion } from './failures.js';
 
 export type ActivityDeps = RunPodActivityDeps &
-  PodActivityDeps &
+  WorkspaceActivityDeps &
   GpuLockActivityDeps &
+  HubActivityDeps &
+  HubDownloadActivityDeps &
+  VllmActivityDeps &
+  HarnessActivityDeps &
+  ResultsTransferActivityDeps &
   ResultsActivityDeps &
   ReaperActivityDeps &
-  HubActivityDeps &
   AnalysisActivityDeps &
   StudyActivityDeps &
   PlanActivityDeps;
@@ -23,11 +43,15 @@ export type ActivityDeps = RunPodActivityDeps &
 export function createActivities(deps: ActivityDeps) {
   return withFailureConversion({
     ...createRunPodActivities(deps),
-    ...createPodActivities(deps),
+    ...createWorkspaceActivities(deps),
     ...createGpuLockActivities(deps),
+    ...createHubActivities(deps),
+    ...createHubDownloadActivities(deps),
+    ...createVllmActivities(deps),
+    ...createHarnessActivities(deps),
+    ...createResultsTransferActivities(deps),
     ...createResultsActivities(deps),
     ...createReaperActivities(deps),
-    ...createHubActivities(deps),
     ...createAnalysisActivities(deps),
     ...createStudyActivities(deps),
     ...createPlanActivities(deps),

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import * as cost from '../shared/cost.js';
 import { describeGpuHolder } from '../shared/gpu-lock.js';
 import type {
   InferenceHeartbeat,
@@ -9,6 +10,7 @@ import type {
   SessionTimeEstimate,
   StudyProgress,
 } from '../shared/types.js';
+import { phaseProgressQuery, sessionProgressQuery, studyProgressQuery } from '../workflows/messages.js';
 
 /** Outcome of following a study: where it stopped and whether that is a success. */
 export type FollowOutcome = 'at-gate' | 'waiting-for-budget' | 'done' | 'stopped' | 'failed' | 'detached';
@@ -23,8 +25,8 @@ export interface SessionView {
 /** Pod cost so far: cost per hour x time since create (to termination once terminated). */
 export function podCostUsd(p: PodSessionProgress, nowMs: number): number {
   if (!p.podCreatedAt) return 0;
-  const end = p.podTerminatedAt ? Date.parse(p.podTerminatedAt) : nowMs;
-  return (p.costPerHr * Math.max(0, end - Date.parse(p.podCreatedAt))) / 3_600_000;
+  const endedAt = p.podTerminatedAt ?? new Date(nowMs).toISOString();
+  return cost.podCostUsd({ costPerHr: p.costPerHr, createdAt: p.podCreatedAt, endedAt });
 }
 
 /** Spend of the running phase and the study against their budgets. */
@@ -127,7 +129,7 @@ async function viewSession(client: Client, workflowId: string, notBefore: Date):
     const desc = await handle.describe();
     // A session with this id from an earlier study run is history, not progress.
     if (desc.startTime < notBefore) return none;
-    const progress = await handle.query<PodSessionProgress>('sessionProgress');
+    const progress = await handle.query(sessionProgressQuery);
     const pending = desc.raw.pendingActivities?.[0];
     let inference: InferenceHeartbeat | null = null;
     const payload = pending?.heartbeatDetails?.payloads?.[0];
@@ -170,7 +172,7 @@ export async function followStudy(opts: {
         print(`workflow ${desc.status.name.toLowerCase()}`);
         return 'failed';
       }
-      const study = await opts.handle.query<StudyProgress>('studyProgress').catch(() => null);
+      const study = await opts.handle.query(studyProgressQuery).catch(() => null);
       if (study) {
         const sessions = await Promise.all(
           study.sessionWorkflowIds.map((id) => viewSession(opts.client, id, desc.startTime)),
@@ -178,7 +180,7 @@ export async function followStudy(opts: {
         const phase = study.phaseWorkflowId
           ? await opts.client.workflow
               .getHandle(study.phaseWorkflowId)
-              .query<PhaseProgress>('phaseProgress')
+              .query(phaseProgressQuery)
               .catch(() => null)
           : null;
         const now = Date.now();

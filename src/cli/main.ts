@@ -9,13 +9,11 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { z } from 'zod';
-import { AnalysisClient } from '../activities/analysis/client.js';
-import { AnalysisInputError } from '../activities/analysis/errors.js';
-import { ReportOutputSchema } from '../activities/analysis/schemas.js';
+import { AnalysisClient, AnalysisInputError, ReportOutputSchema } from '../activities/analysis/index.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { GateDecision, GateRecord, GateStatus, StudyProgress } from '../shared/types.js';
+import type { GateDecision, GateRecord } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import {
   ensureSandbox,
@@ -43,7 +41,7 @@ import {
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { followStudy } from './follow.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
-import { raiseBudgetSignal } from '../workflows/messages.js';
+import { decideGateUpdate, gateStatusQuery, raiseBudgetSignal, studyProgressQuery } from '../workflows/messages.js';
 
 const ROOT = process.cwd();
 const USAGE = `Usage:
@@ -227,9 +225,9 @@ async function start(args: string[]): Promise<number> {
   const sandboxFlag = values.sandbox ? ' --sandbox' : '';
   switch (outcome) {
     case 'at-gate': {
-      const p = await handle.query<StudyProgress>('studyProgress');
+      const p = await handle.query(studyProgressQuery);
       console.log(`${p.completedPhases.join(', ')} finished; results under results/${study.study}/`);
-      const g = await handle.query<GateStatus>('gateStatus');
+      const g = await handle.query(gateStatusQuery);
       if (g.packet) console.log(['', ...formatPacket(g.packet)].join('\n'));
       if (g.packetPaths)
         console.log(`\nPacket: results/${g.packetPaths.md}\nReport: results/${g.packetPaths.report}\n`);
@@ -261,11 +259,11 @@ async function gate(args: string[]): Promise<number> {
   const { client } = await connect(parsed.sandbox);
   const handle = client.workflow.getHandle(workflowIds.study(studyName));
   if (parsed.action === 'status') {
-    const g = await handle.query<GateStatus>('gateStatus');
+    const g = await handle.query(gateStatusQuery);
     console.log(parsed.json ? JSON.stringify(g, null, 2) : formatGateStatus(g).join('\n'));
     return 0;
   }
-  const p = await handle.query<StudyProgress>('studyProgress');
+  const p = await handle.query(studyProgressQuery);
   if (parsed.action === 'budget') {
     if (!p.phaseWorkflowId || p.phaseState !== 'running')
       throw new UsageError(`study ${studyName} has no running phase`);
@@ -273,7 +271,7 @@ async function gate(args: string[]): Promise<number> {
     console.log(`raised the budget of ${p.phase ?? 'the phase'}: ${JSON.stringify(parsed.raise)}`);
     return 0;
   }
-  const g = await handle.query<GateStatus>('gateStatus');
+  const g = await handle.query(gateStatusQuery);
   if (!g.open || !g.nextPhase) {
     throw new UsageError(
       `study ${studyName} is not waiting at a gate (it is ${p.phaseState}${p.phase ? ` in ${p.phase}` : ''})`,
@@ -289,7 +287,7 @@ async function gate(args: string[]): Promise<number> {
   };
   let record: GateRecord;
   try {
-    record = await handle.executeUpdate<GateRecord, [GateDecision]>('decideGate', { args: [request] });
+    record = await handle.executeUpdate(decideGateUpdate, { args: [request] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) {
       throw new UsageError(`the gate refused the decision: ${err.cause?.message ?? err.message}`);
@@ -375,7 +373,7 @@ async function status(args: string[]): Promise<number> {
   const outcome = await followStudy({ client, handle });
   if (outcome === 'waiting-for-budget') console.log(budgetHelp(studyName.replace(/-sandbox$/, ''), values.sandbox));
   if (outcome === 'at-gate') {
-    const p = await handle.query<StudyProgress>('studyProgress');
+    const p = await handle.query(studyProgressQuery);
     console.log(gateHelp(studyName.replace(/-sandbox$/, ''), values.sandbox, p.gate?.nextPhase ?? 'the next phase'));
   }
   return outcome === 'failed' ? 1 : 0;

@@ -2,9 +2,9 @@
 // (read-only clients), printing, and the confirmation question.
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
-import { HubClient, DEFAULT_HUB_URL } from '../activities/hub/client.js';
-import { RunPodClient } from '../activities/runpod/client.js';
-import { HarnessCheckClient } from '../activities/study/client.js';
+import { HubClient, DEFAULT_HUB_URL } from '../activities/hub/index.js';
+import { RunPodClient } from '../activities/runpod/index.js';
+import { HarnessCheckClient } from '../activities/study/index.js';
 import type { Env } from '../config.js';
 import { loadMetadataFile, writeMetadataFile } from '../plan/metadata.js';
 import { PLAN_CACHE_DIR, type PlanPhaseDeps } from '../plan/plan-phase.js';

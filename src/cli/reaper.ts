@@ -1,7 +1,6 @@
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
-import { temporalWorkflowStatus } from '../activities/reaper/client.js';
-import { formatDecision, reapOrphanPods } from '../activities/reaper/reaper.js';
-import { RunPodClient } from '../activities/runpod/client.js';
+import { formatDecision, reapOrphanPods, temporalWorkflowStatus } from '../activities/reaper/index.js';
+import { RunPodClient } from '../activities/runpod/index.js';
 import type { Env } from '../config.js';
 import { REAPER_SCHEDULE_ID } from '../shared/constants.js';
 import type { ReapOrphanPodsInput } from '../shared/types.js';

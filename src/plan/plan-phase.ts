@@ -5,11 +5,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { HubApi } from '../activities/hub/client.js';
-import type { RunPodApi } from '../activities/runpod/client.js';
-import type { HarnessPreflightInput, HarnessPreflightOutput } from '../activities/study/schemas.js';
-import { resolveStudyFiles } from './../study/files.js';
-import { StudyInvalidError } from '../study/load.js';
+import type { HubApi } from '../activities/hub/index.js';
+import type { RunPodApi } from '../activities/runpod/index.js';
+import {
+  harnessInputFiles,
+  type HarnessPreflightInput,
+  type HarnessPreflightOutput,
+} from '../activities/study/index.js';
 import { phaseSettings, type Study } from '../study/schema.js';
 import { buildPlan } from './build.js';
 import { readRunHistory } from './history.js';
@@ -76,11 +78,7 @@ const sha256File = (path: string) => createHash('sha256').update(readFileSync(pa
 export async function planPhase(deps: PlanPhaseDeps, input: PlanPhaseInput): Promise<Plan> {
   const { study, phaseId } = input;
   const { phase } = phaseSettings(study, phaseId);
-  const where = `study ${study.study}`;
-  const { files, problems } = resolveStudyFiles({ study, projectRoot: deps.projectRoot });
-  if (problems.length) throw new StudyInvalidError(where, problems);
-  const real = new Map(files.map((f) => [f.field, f.realPath]));
-  const at = (field: string) => real.get(field) ?? '';
+  const { input: files } = harnessInputFiles(study, deps.projectRoot);
 
   let metadata: LoadedMetadata | null = null;
   const metadataNotes: string[] = [];
@@ -108,13 +106,7 @@ export async function planPhase(deps: PlanPhaseDeps, input: PlanPhaseInput): Pro
   let preflightError: string | undefined;
   try {
     preflight = await deps.preflight({
-      datasetPath: at('datasetPath'),
-      prompts: study.prompts.map((p, i) => ({
-        name: p.name,
-        templatePath: at(`prompts.${i}.templatePath`),
-        fewShotPath: p.fewShotExamplesPath ? at(`prompts.${i}.fewShotExamplesPath`) : null,
-      })),
-      codecarbon: study.codecarbon,
+      ...files,
       tokenizers: phase.models.flatMap((m) => {
         const t = byRepo.get(m.repoId)?.tokenizer;
         return t
@@ -128,12 +120,9 @@ export async function planPhase(deps: PlanPhaseDeps, input: PlanPhaseInput): Pro
 
   const history = readRunHistory({ resultsDir: deps.resultsDir, study: study.study });
   const templates = Object.fromEntries(
-    study.prompts.map((p, i) => [
+    files.prompts.map((p) => [
       p.name,
-      {
-        templateSha256: sha256File(at(`prompts.${i}.templatePath`)),
-        fewShotSha256: p.fewShotExamplesPath ? sha256File(at(`prompts.${i}.fewShotExamplesPath`)) : null,
-      },
+      { templateSha256: sha256File(p.templatePath), fewShotSha256: p.fewShotPath ? sha256File(p.fewShotPath) : null },
     ]),
   );
   return buildPlan({

@@ -6,11 +6,14 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, w
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import type { z } from 'zod';
-import type { HubApi } from '../activities/hub/client.js';
-import type { ModelInfo } from '../activities/hub/schemas.js';
-import { ModelConfigSchema, TokenizerConfigSchema, TokenizerJsonSchema } from '../activities/hub/schemas.js';
-import type { RunPodApi } from '../activities/runpod/client.js';
-import type { GpuType } from '../activities/runpod/schemas.js';
+import {
+  ModelConfigSchema,
+  TokenizerConfigSchema,
+  TokenizerJsonSchema,
+  type HubApi,
+  type ModelInfo,
+} from '../activities/hub/index.js';
+import type { GpuType, RunPodApi } from '../activities/runpod/index.js';
 import type { Phase } from '../study/schema.js';
 import type { LoadedMetadata, MetadataGpu, MetadataModel, MetadataTokenizer, StudyMetadata } from './metadata.js';
 import { METADATA_SCHEMA_VERSION, parseMetadata } from './metadata.js';

@@ -62,7 +62,7 @@ export const MIN_MEASURE_POWER_SECS = 0.1;
 export const MAX_STUDY_FILE_BYTES = 1024 * 1024;
 
 /**
- * Characters a pod workspace path may hold: `workspaceProbe` (src/activities/pod/remote.ts) keeps only these, so a
+ * Characters a pod workspace path may hold: `workspaceProbe` (src/activities/ssh/remote.ts) keeps only these, so a
  * path with any other character would silently name another directory.
  */
 export const WORKSPACE_PATH_RE = /^\/[A-Za-z0-9/._-]*$/;

@@ -13,27 +13,32 @@ export const ErrorTypes = {
   PodGone: 'PodGoneError',
   /** The session gave up reserving: deadline passed, every pod failed readiness, or every candidate refused. */
   ReservationFailed: 'ReservationFailedError',
-  // Pod over SSH (src/activities/pod/errors.ts)
+  // SSH to the pod (src/activities/ssh/errors.ts)
   Ssh: 'SshError',
   /** The pod's SSH host key is not the pinned one (or nothing was pinned): never retried. */
   HostKeyMismatch: 'HostKeyMismatchError',
   RemoteCommand: 'RemoteCommandError',
+  // The download onto the pod (src/activities/hub/errors.ts)
   DownloadFailed: 'DownloadFailedError',
   DownloadVerification: 'DownloadVerificationError',
+  // vLLM (src/activities/vllm/errors.ts)
   ModelDoesNotFit: 'ModelDoesNotFitError',
   VllmStartFailed: 'VllmStartFailedError',
+  // The harness (src/activities/harness/errors.ts)
   HarnessContract: 'HarnessContractError',
+  // Bringing results home (src/activities/results/errors.ts)
   TransferChecksum: 'TransferChecksumError',
   /** A pod file refused: an unsafe name, a symlink or special file (the pod is untrusted). */
   UnsafePodFile: 'UnsafePodFileError',
   /** A pod file or run over the worker's transfer limits (TRANSFER_MAX_* settings). */
   TransferLimit: 'TransferLimitError',
-  /** vLLM died or stopped answering under a run; the workflow restarts it (src/activities/pod/errors.ts). */
+  /** vLLM died or stopped answering under a run; the workflow restarts it (src/activities/vllm/errors.ts). */
   ModelServerGone: 'ModelServerGoneError',
   /** A harness run ended unfinished (died, failed, energy not recorded); the workflow applies the study's policy. */
   RunInterrupted: 'RunInterruptedError',
   /** The run's inputs are refused by the harness (spec, dataset, template, few-shot examples). */
   HarnessInput: 'HarnessInputError',
+  // The GPU lock on the team's server (src/activities/workspace/errors.ts)
   /** The team's server has no GPU of the study's `gpuIndex` (or cannot say which GPUs it has). */
   GpuNotFound: 'GpuNotFoundError',
   /** The GPU lock cannot work on the host: its lock folder is not usable, or `flock` is missing. */

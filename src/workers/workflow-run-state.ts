@@ -1,6 +1,6 @@
 // Temporal's view of a workflow run, for the GPU lock on the team's server (is the lock's holder still running?).
 import type { Client } from '@temporalio/client';
-import type { WorkflowRunStateLookup } from '../activities/pod/index.js';
+import type { WorkflowRunStateLookup } from '../activities/workspace/index.js';
 
 /**
  * 'closed' only when this server knows the run and it has ended; a run it does not know (another team member's

@@ -26,7 +26,7 @@ import {
   podReservedSignal,
   raiseBudgetSignal,
 } from './messages.js';
-import { podSessionWorkflow } from './pod-session.js';
+import { podSessionWorkflow } from './pod-session/index.js';
 
 const { summarizePhase } = proxyActivities<Activities>({
   startToCloseTimeout: '5m',

@@ -16,7 +16,7 @@ import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createGpuLockActivities, gpuLockPath, GpuNotFoundError } from '../../src/activities/pod/index.js';
+import { createGpuLockActivities, gpuLockPath, GpuNotFoundError } from '../../src/activities/workspace/index.js';
 import type { AcquireGpuLockInput, GpuLockOwner, PodEndpoint, ReleaseGpuLockInput } from '../../src/shared/types.js';
 import { temporalWorkflowRunState } from '../../src/workers/workflow-run-state.js';
 import { sandboxPodPath } from '../../sandbox/daemon.js';

@@ -20,8 +20,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
 import { createHubActivities, HubClient } from '../../src/activities/hub/index.js';
-import { createPodActivities } from '../../src/activities/pod/activities.js';
-import type { TransferLimits } from '../../src/activities/pod/transfer.js';
+import type { TransferLimits } from '../../src/activities/results/index.js';
 import type {
   CollectLogsInput,
   DownloadHeartbeat,
@@ -48,6 +47,7 @@ import {
   runActivity,
   type SandboxPod,
   type SandboxServers,
+  podSideActivities,
 } from './sandbox-pod.js';
 
 const FIRST = shardFileName(1, DEFAULT_SHARD_COUNT);
@@ -102,7 +102,7 @@ describe('pod activities on sandbox pods', () => {
   let crashPod: SandboxPod; // its first vLLM dies after 3 requests; the KV cache holds 8192 tokens
   let oomPod: SandboxPod; // every vLLM runs out of memory at startup
   let hostilePod: SandboxPod; // its shell's `find` lies (HOSTILE_FIND); results and logs tests only
-  let acts: ReturnType<typeof createPodActivities>;
+  let acts: ReturnType<typeof podSideActivities>;
   let hubActs: ReturnType<typeof createHubActivities>;
   const metadata = new Map<string, ModelMetadata>();
   // vLLM ports of their own: sandbox pods share this host's loopback with any other sandbox running here.
@@ -113,7 +113,7 @@ describe('pod activities on sandbox pods', () => {
     for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
     servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
     acts = withFailureConversion(
-      createPodActivities({
+      podSideActivities({
         connector: connector(keyPath),
         projectRoot: process.cwd(),
         harnessDir: HARNESS_DIR,
@@ -691,7 +691,7 @@ describe('pod activities on sandbox pods', () => {
   it('HF_TOKEN reaches the download through a file: never on a command line, and the file is gone afterwards', async () => {
     const token = `hf_${randomUUID().replace(/-/g, '')}`;
     const tokenActs = withFailureConversion(
-      createPodActivities({
+      podSideActivities({
         connector: connector(keyPath),
         projectRoot: process.cwd(),
         harnessDir: HARNESS_DIR,

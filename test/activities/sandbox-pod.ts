@@ -5,8 +5,12 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { SshPodConnector } from '../../src/activities/pod/client.js';
-import { workspaceProbe } from '../../src/activities/pod/remote.js';
+import { createHarnessActivities } from '../../src/activities/harness/index.js';
+import { createHubDownloadActivities } from '../../src/activities/hub/index.js';
+import { createResultsTransferActivities, type TransferLimits } from '../../src/activities/results/index.js';
+import { SshPodConnector, workspaceProbe, type PodConnector } from '../../src/activities/ssh/index.js';
+import { createVllmActivities } from '../../src/activities/vllm/index.js';
+import { createWorkspaceActivities } from '../../src/activities/workspace/index.js';
 import { createRequest } from '../../src/activities/runpod/activities.js';
 import { podSshEndpoint, type RunPodClient } from '../../src/activities/runpod/index.js';
 import type { PodEndpoint, SshTarget } from '../../src/shared/types.js';
@@ -15,6 +19,32 @@ import type { startSandboxServers } from '../../sandbox/daemon.js';
 import type { RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
 
 export type SandboxServers = Awaited<ReturnType<typeof startSandboxServers>>;
+
+/** What the pod-side systems (workspace, download, vLLM, harness, transfer) need, as the worker gives it. */
+export interface PodSideDeps {
+  connector: PodConnector;
+  projectRoot: string;
+  harnessDir: string;
+  resultsDir: string;
+  hfEndpoint?: string;
+  hfToken?: string;
+  transferLimits: TransferLimits;
+  pollIntervalMs: number;
+  downloadStallTimeoutMs: number;
+  runpodBaseUrl?: string;
+  runpodApiKey?: string;
+}
+
+/** The activities a pod session runs on its pod, from the per-system factories the worker composes too. */
+export function podSideActivities(deps: PodSideDeps) {
+  return {
+    ...createWorkspaceActivities(deps),
+    ...createHubDownloadActivities(deps),
+    ...createVllmActivities(deps),
+    ...createHarnessActivities(deps),
+    ...createResultsTransferActivities(deps),
+  };
+}
 
 export interface SandboxPod {
   id: string;

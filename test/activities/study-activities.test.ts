@@ -7,9 +7,9 @@ import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import type { PodConnector } from '../../src/activities/pod/client.js';
-import { createPodActivities } from '../../src/activities/pod/activities.js';
+import type { PodConnector } from '../../src/activities/ssh/index.js';
 import { createStudyActivities, HarnessCheckClient } from '../../src/activities/study/index.js';
+import { createWorkspaceActivities } from '../../src/activities/workspace/index.js';
 import { MIN_MEASURE_POWER_SECS } from '../../src/shared/constants.js';
 import type { CheckStudyInputsInput, CheckStudyInputsOutput, PreparePodInput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
@@ -130,15 +130,7 @@ describe('preparePod', () => {
       },
     };
     const acts = withFailureConversion(
-      createPodActivities({
-        connector,
-        projectRoot: root,
-        harnessDir: HARNESS_DIR,
-        resultsDir: join(root, 'results'),
-        pollIntervalMs: 100,
-        downloadStallTimeoutMs: 1_000,
-        transferLimits: { maxFileBytes: 1, maxFilesPerRun: 1, maxSessionBytes: 1, maxJsonBytes: 1, maxLogBytes: 1 },
-      }),
+      createWorkspaceActivities({ connector, projectRoot: root, harnessDir: HARNESS_DIR }),
     );
     const env = new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
     const input: PreparePodInput = {

@@ -8,8 +8,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { GateRecord, GateStatus } from '../../src/shared/types.js';
+import type { GateRecord } from '../../src/shared/types.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
+import { decideGateUpdate, gateStatusQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
@@ -91,7 +92,7 @@ describe('decision packets on the sandbox', () => {
         args: [{ study, startPhase: 'phase2a' }],
       });
       const gate = await waitFor('the phase 2b gate', async () => {
-        const g = await handle.query<GateStatus>('gateStatus');
+        const g = await handle.query(gateStatusQuery);
         return g.open ? g : undefined;
       });
       const packet = gate.packet;
@@ -121,8 +122,16 @@ describe('decision packets on the sandbox', () => {
       // Follow the recommendation: skip ends the study with the final report; approve is played by stop here
       // (phase 2b's decision mechanics are covered by test/workflows/gate.test.ts).
       const decision = action === 'skip' ? 'skip' : 'stop';
-      const record = await handle.executeUpdate<GateRecord, [unknown]>('decideGate', {
-        args: [{ gate: 'phase2b', decision, by: 'e2e', reason: `profile ${profile}`, packetSha256: gate.packetSha256 }],
+      const record = await handle.executeUpdate(decideGateUpdate, {
+        args: [
+          {
+            gate: 'phase2b',
+            decision,
+            by: 'e2e',
+            reason: `profile ${profile}`,
+            packetSha256: gate.packetSha256 ?? undefined,
+          },
+        ],
       });
       expect(record.packetSha256).toBe(gate.packetSha256);
       const result = await handle.result();

@@ -15,10 +15,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { modelSlug } from '../../src/shared/constants.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
-import type { PodSessionInput, PodSessionOutput, PodSessionProgress } from '../../src/shared/types.js';
+import type { PodSessionInput, PodSessionOutput } from '../../src/shared/types.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
+import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import { inProcessSandboxControl, scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
@@ -106,7 +107,7 @@ describe('hostile pod', () => {
         (out: PodSessionOutput) => ({ out, err: null }),
         (err: unknown) => ({ out: null, err }),
       );
-      const progress = await handle.query<PodSessionProgress>('sessionProgress');
+      const progress = await handle.query(sessionProgressQuery);
       // The pod is terminated, no pod is left and nothing bills any more.
       expect(progress.podTerminatedAt).not.toBeNull();
       expect(servers.runpod.pods()).toHaveLength(0);

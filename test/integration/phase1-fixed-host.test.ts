@@ -9,17 +9,12 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatSession } from '../../src/cli/follow.js';
 import { loadConfig } from '../../src/config.js';
-import { createGpuLockActivities, gpuLockPath } from '../../src/activities/pod/index.js';
-import type {
-  AcquireGpuLockInput,
-  AcquireGpuLockOutput,
-  PodSessionProgress,
-  RunManifest,
-  StudyProgress,
-} from '../../src/shared/types.js';
+import { createGpuLockActivities, gpuLockPath } from '../../src/activities/workspace/index.js';
+import type { AcquireGpuLockInput, AcquireGpuLockOutput, RunManifest } from '../../src/shared/types.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
+import { gateDecisionSignal, sessionProgressQuery, studyProgressQuery } from '../../src/workflows/messages.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { temporalWorkflowRunState } from '../../src/workers/workflow-run-state.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
@@ -119,7 +114,7 @@ describe("phase 1 on the team's server (sandbox)", () => {
     until(
       'the phase 2a gate',
       async () => {
-        const p = await handle.query<StudyProgress>('studyProgress');
+        const p = await handle.query(studyProgressQuery);
         if (p.phaseState === 'failed') throw new Error(`study ${handle.workflowId} failed`);
         return p.phaseState === 'waiting-at-gate' ? p : undefined;
       },
@@ -130,7 +125,7 @@ describe("phase 1 on the team's server (sandbox)", () => {
   const progressOf = (id: string) =>
     env.client.workflow
       .getHandle(id)
-      .query<PodSessionProgress>('sessionProgress')
+      .query(sessionProgressQuery)
       .catch(() => null);
 
   function manifests(study: Study): RunManifest[] {
@@ -181,7 +176,7 @@ describe("phase 1 on the team's server (sandbox)", () => {
     expect(servers.runpod.billing().pods).toHaveLength(0);
     expect(servers.runpod.calls().filter((c) => c.method === 'POST')).toEqual([]);
 
-    await handle.signal('gateDecision', { decision: 'stop', by: 'test' });
+    await handle.signal(gateDecisionSignal, { decision: 'stop', by: 'test' });
     expect((await handle.result()).stoppedAt).toBe('phase2a');
   });
 
@@ -277,7 +272,7 @@ describe("phase 1 on the team's server (sandbox)", () => {
 
     expect(existsSync(gpuLockPath(team.gpuLockDir, 0))).toBe(false);
     expect(servers.runpod.billing().pods).toHaveLength(0);
-    for (const h of handles) await h.signal('gateDecision', { decision: 'stop', by: 'test' });
+    for (const h of handles) await h.signal(gateDecisionSignal, { decision: 'stop', by: 'test' });
     for (const h of handles) expect((await h.result()).stoppedAt).toBe('phase2a');
   });
 });

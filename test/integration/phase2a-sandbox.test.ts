@@ -8,8 +8,14 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { PhaseProgress, PodSessionProgress, RunManifest, StudyProgress } from '../../src/shared/types.js';
+import type { RunManifest } from '../../src/shared/types.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
+import {
+  gateDecisionSignal,
+  phaseProgressQuery,
+  sessionProgressQuery,
+  studyProgressQuery,
+} from '../../src/workflows/messages.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { createWorker } from '../../src/workers/worker.js';
@@ -87,7 +93,7 @@ describe('phase 2a on the sandbox', () => {
     const study = sandboxStudy();
     const handle = await start(study);
     const atGate = await waitFor('the phase 2b gate', async () => {
-      const p = await handle.query<StudyProgress>('studyProgress');
+      const p = await handle.query(studyProgressQuery);
       return p.phaseState === 'waiting-at-gate' ? p : undefined;
     });
     expect(atGate.gate?.nextPhase).toBe('phase2b');
@@ -160,9 +166,7 @@ describe('phase 2a on the sandbox', () => {
     expect(billing.accruingUsdPerHr).toBe(0);
 
     // The phase began with the plan's checks, made on the worker, and kept their estimates for the ETA.
-    const phase = await env.client.workflow
-      .getHandle(`study-${study.study}--phase2a`)
-      .query<PhaseProgress>('phaseProgress');
+    const phase = await env.client.workflow.getHandle(`study-${study.study}--phase2a`).query(phaseProgressQuery);
     expect(phase.preflight?.checks.map((c) => [c.id, c.verdict === 'fail'])).toEqual([
       ['fit', false],
       ['context', false],
@@ -175,7 +179,7 @@ describe('phase 2a on the sandbox', () => {
       'Qwen/Qwen3-30B-A3B-Thinking-2507',
     ]);
 
-    await handle.signal('gateDecision', { decision: 'stop', by: 'test' });
+    await handle.signal(gateDecisionSignal, { decision: 'stop', by: 'test' });
     const result = await handle.result();
     expect(result.stoppedAt).toBe('phase2b');
   });
@@ -208,7 +212,7 @@ describe('phase 2a on the sandbox', () => {
     const sessionId = `study-${study.study}--phase2a--Qwen3-30B-A3B-Instruct-2507`;
     const busy = await waitFor('a session past pod creation', async () => {
       try {
-        const p = await env.client.workflow.getHandle(sessionId).query<PodSessionProgress>('sessionProgress');
+        const p = await env.client.workflow.getHandle(sessionId).query(sessionProgressQuery);
         return p.podId && ['preparing', 'downloading', 'starting-vllm', 'inference'].includes(p.stage) ? p : undefined;
       } catch {
         return undefined;
@@ -221,7 +225,7 @@ describe('phase 2a on the sandbox', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const session = await env.client.workflow.getHandle(sessionId).query<PodSessionProgress>('sessionProgress');
+    const session = await env.client.workflow.getHandle(sessionId).query(sessionProgressQuery);
     expect(session.podTerminatedAt).not.toBeNull();
     expect(servers.runpod.pods().map((p) => p.id)).not.toContain(busy.podId);
     expect(servers.runpod.billing().accruingUsdPerHr).toBe(0);

@@ -10,10 +10,11 @@ import { RunPodClient } from '../../src/activities/runpod/client.js';
 import { installReaperSchedule } from '../../src/cli/reaper.js';
 import { loadConfig } from '../../src/config.js';
 import { REAPER_SCHEDULE_ID } from '../../src/shared/constants.js';
-import type { PodSessionProgress, ReapOrphanPodsInput } from '../../src/shared/types.js';
+import type { ReapOrphanPodsInput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { createWorker } from '../../src/workers/worker.js';
 import type { podSessionWorkflow, reaperWorkflow } from '../../src/workflows/index.js';
+import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 
 /**
@@ -88,7 +89,7 @@ describe('the pod reaper', () => {
 
     let podId = '';
     for (let i = 0; i < 600 && !podId; i++) {
-      const p = await session.query<PodSessionProgress>('sessionProgress');
+      const p = await session.query(sessionProgressQuery);
       if (p.podId && p.stage !== 'reserving') podId = p.podId;
       else await new Promise((r) => setTimeout(r, 200));
     }

@@ -15,15 +15,14 @@ import {
   ReconnectingPodShell,
   SshPodConnector,
   type PodConnector,
-} from '../../src/activities/pod/client.js';
-import { createPodActivities } from '../../src/activities/pod/activities.js';
-import { HostKeyMismatchError } from '../../src/activities/pod/errors.js';
+  HostKeyMismatchError,
+} from '../../src/activities/ssh/index.js';
 import { createRunPodActivities } from '../../src/activities/runpod/activities.js';
 import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
 import type { PodEndpoint, SshTarget, StopPodWorkInput, WaitForPodReadyInput } from '../../src/shared/types.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
-import { createdPodWithSsh, pinned, until } from '../activities/sandbox-pod.js';
+import { createdPodWithSsh, pinned, podSideActivities, until } from '../activities/sandbox-pod.js';
 
 const API_KEY = 'host-keys-key';
 const dir = mkdtempSync(join(tmpdir(), 'host-keys-'));
@@ -186,7 +185,7 @@ describe('pinning at readiness', () => {
     withFailureConversion(createRunPodActivities({ runpod: client, connector, publicKey, pollIntervalMs: 100 }));
   const podActs = () =>
     withFailureConversion(
-      createPodActivities({
+      podSideActivities({
         connector,
         projectRoot: dir,
         harnessDir: dir,

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReconnectingPodShell } from '../../src/activities/pod/client.js';
+import { ReconnectingPodShell } from '../../src/activities/ssh/index.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import {
   connector,

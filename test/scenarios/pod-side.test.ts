@@ -12,10 +12,11 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { modelSlug } from '../../src/shared/constants.js';
-import type { PodSessionInput, PodSessionOutput, PodSessionProgress, RunManifest } from '../../src/shared/types.js';
+import type { PodSessionInput, PodSessionOutput, RunManifest } from '../../src/shared/types.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
+import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import { DEFAULT_SHARD_COUNT, shardFileName } from '../../sandbox/hf-server/index.js';
@@ -113,7 +114,7 @@ describe('pod-side sandbox scenarios', () => {
         (out: PodSessionOutput) => ({ out, err: null }),
         (err: unknown) => ({ out: null, err }),
       );
-      const progress = await handle.query<PodSessionProgress>('sessionProgress');
+      const progress = await handle.query(sessionProgressQuery);
       // Whatever happened, the pod is terminated and nothing bills any more.
       expect(progress.podTerminatedAt).not.toBeNull();
       expect(servers.runpod.pods()).toHaveLength(0);

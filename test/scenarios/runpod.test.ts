@@ -12,15 +12,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { SshPodConnector } from '../../src/activities/pod/client.js';
+import { SshPodConnector } from '../../src/activities/ssh/index.js';
 import { createRunPodActivities } from '../../src/activities/runpod/activities.js';
 import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { loadConfig } from '../../src/config.js';
 import { modelSlug, workflowIds } from '../../src/shared/constants.js';
-import type { PodSessionProgress, RunManifest } from '../../src/shared/types.js';
+import type { RunManifest } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
+import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import { CAPACITY_CRUNCH_DELAY_MS, inProcessSandboxControl, scenarioByName } from '../../sandbox/scenarios.js';
@@ -306,7 +307,7 @@ describe('RunPod scenarios on the sandbox', () => {
     const handle = await startSession(study, taskQueue);
     try {
       const busy = await waitFor('inference on the pod', async () => {
-        const p = await handle.query<PodSessionProgress>('sessionProgress');
+        const p = await handle.query(sessionProgressQuery);
         return p.stage === 'inference' && p.podId ? p : undefined;
       });
       const podId = busy.podId!;

@@ -2,9 +2,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { toApplicationFailure } from '../../src/activities/failures.js';
-import { sameRelease } from '../../src/activities/pod/activities.js';
-import { ModelDoesNotFitError, SshError } from '../../src/activities/pod/errors.js';
-import { envPrefix, findProcesses, killPids, q } from '../../src/activities/pod/remote.js';
+import { envPrefix, findProcesses, killPids, q, SshError } from '../../src/activities/ssh/index.js';
+import { ModelDoesNotFitError, sameRelease } from '../../src/activities/vllm/index.js';
 
 const sh = (command: string) => execFileSync('sh', ['-c', command], { encoding: 'utf8' });
 

@@ -10,7 +10,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { SshPodConnector } from '../../src/activities/pod/client.js';
+import { SshPodConnector } from '../../src/activities/ssh/index.js';
 import { createRequest, createRunPodActivities } from '../../src/activities/runpod/activities.js';
 import type { RunPodActivityDeps } from '../../src/activities/runpod/activities.js';
 import { RunPodClient } from '../../src/activities/runpod/index.js';

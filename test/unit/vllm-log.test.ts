@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyVllmStartup, doesNotFitMessage } from '../../src/activities/pod/vllm-log.js';
+import { classifyVllmStartup, doesNotFitMessage } from '../../src/activities/vllm/index.js';
 
 // Startup failures as vLLM prints them (reference/pod-side.md 2.8), each with the surrounding traceback noise.
 const V1_KV =

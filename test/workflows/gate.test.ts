@@ -4,17 +4,17 @@ import { promisify } from 'node:util';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type {
-  AnalyzePhaseInput,
-  GateRecord,
-  GateStatus,
-  PhaseProgress,
-  RecordGateDecisionInput,
-  StudyProgress,
-} from '../../src/shared/types.js';
+import type { AnalyzePhaseInput, RecordGateDecisionInput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
+import {
+  decideGateUpdate,
+  gateDecisionSignal,
+  gateStatusQuery,
+  phaseProgressQuery,
+  studyProgressQuery,
+} from '../../src/workflows/messages.js';
 import { findTemporalBinary } from '../../sandbox/temporal-binary.js';
 import { stubActivities, withWorker, type Calls } from './stubs.js';
 
@@ -40,7 +40,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_00
 
 const atGate = (handle: WorkflowHandle) =>
   waitFor(async () => {
-    const g = await handle.query<GateStatus>('gateStatus');
+    const g = await handle.query(gateStatusQuery);
     return g.open ? g : undefined;
   });
 
@@ -107,10 +107,10 @@ describe('the decision gate', () => {
         /decision packet changed/,
       );
       expect(await refused({ decision: 'approve', by: 'ana', decison: 'x' })).toMatch(/unknown field/);
-      expect((await handle.query<GateStatus>('gateStatus')).open).toBe(true);
+      expect((await handle.query(gateStatusQuery)).open).toBe(true);
       expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(2); // phase 2b has not started
 
-      const record = await handle.executeUpdate<GateRecord, [unknown]>('decideGate', {
+      const record = await handle.executeUpdate(decideGateUpdate, {
         args: [{ gate: 'phase2b', decision: 'approve', by: 'ana', reason: 'F1 gain', packetSha256: 'a'.repeat(64) }],
       });
       expect(record).toMatchObject({
@@ -144,9 +144,9 @@ describe('the decision gate', () => {
       const handle = await start(taskQueue, study);
       await atGate(handle);
       for (const bad of [{}, { decision: 'yes', by: 'x' }, { decision: 'approve', by: 'x', gate: 'phase1' }, 'approve'])
-        await handle.signal('gateDecision', bad);
+        await handle.signal(gateDecisionSignal, bad);
       const gate = await waitFor(async () => {
-        const g = await handle.query<GateStatus>('gateStatus');
+        const g = await handle.query(gateStatusQuery);
         return g.ignored.length === 4 ? g : undefined;
       });
       expect(gate.open).toBe(true);
@@ -222,12 +222,12 @@ describe('the decision gate', () => {
     await withWorker(env, stubActivities([]), async (taskQueue) => {
       const handle = await start(taskQueue, study);
       const phaseId = await waitFor(async () => {
-        const p = await handle.query<StudyProgress>('studyProgress');
+        const p = await handle.query(studyProgressQuery);
         if (!p.phaseWorkflowId) return undefined;
         // The study names its phase workflow a moment before the child exists: not found yet means not yet.
         const q = await env.client.workflow
           .getHandle(p.phaseWorkflowId)
-          .query<PhaseProgress>('phaseProgress')
+          .query(phaseProgressQuery)
           .catch(() => undefined);
         return q?.waitingForBudget ? p.phaseWorkflowId : undefined;
       });
@@ -238,7 +238,7 @@ describe('the decision gate', () => {
       );
       expect(raised.stdout).toMatch(/raised the budget of phase2a: \{"phaseUsd":20,"by":"ana"\}/);
       await atGate(handle);
-      const phase = await env.client.workflow.getHandle(phaseId).query<PhaseProgress>('phaseProgress');
+      const phase = await env.client.workflow.getHandle(phaseId).query(phaseProgressQuery);
       expect(phase.budget.phaseUsd).toBe(20);
       expect(phase.ignored).toEqual([]);
       await handle.cancel();
@@ -251,7 +251,7 @@ describe('the decision gate', () => {
     await withWorker(env, stubActivities(calls), async (taskQueue) => {
       const handle = await start(taskQueue, study);
       await atGate(handle);
-      await handle.executeUpdate('decideGate', {
+      await handle.executeUpdate(decideGateUpdate, {
         args: [{ decision: 'skip', by: 'dee', reason: 'trend established' }],
       });
       const result = await handle.result();

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { PhaseProgress, ReservePodInput, ReservePodOutput } from '../../src/shared/types.js';
+import type { ReservePodInput, ReservePodOutput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { phaseWorkflow } from '../../src/workflows/index.js';
+import { phaseProgressQuery, raiseBudgetSignal } from '../../src/workflows/messages.js';
 import { stubActivities, withWorker, type Calls } from './stubs.js';
 
 /** Budgets and the same-GPU rule of a phase, on the real dev server with stub activities. */
@@ -48,13 +49,13 @@ describe('phaseWorkflow', () => {
         args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
       });
       const waiting = await waitFor(async () => {
-        const p = await handle.query<PhaseProgress>('phaseProgress');
+        const p = await handle.query(phaseProgressQuery);
         return p.waitingForBudget ? p : undefined;
       });
       expect(waiting.waitingForBudget?.reason).toMatch(/next session \$6\.00 > phase budget \$5\.00/);
       expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(0);
 
-      await handle.signal('raiseBudget', { phaseUsd: 20, by: 'test' });
+      await handle.signal(raiseBudgetSignal, { phaseUsd: 20, by: 'test' });
       const out = await handle.result();
       expect(out.sessions).toHaveLength(2);
       expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(2);
@@ -72,7 +73,7 @@ describe('phaseWorkflow', () => {
         args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
       });
       const before = await waitFor(async () => {
-        const p = await handle.query<PhaseProgress>('phaseProgress');
+        const p = await handle.query(phaseProgressQuery);
         return p.waitingForBudget ? p : undefined;
       });
       const bad: [string, unknown][] = [
@@ -88,7 +89,7 @@ describe('phaseWorkflow', () => {
       ];
       for (const [name, payload] of bad) await handle.signal(name, payload);
       const after = await waitFor(async () => {
-        const p = await handle.query<PhaseProgress>('phaseProgress');
+        const p = await handle.query(phaseProgressQuery);
         return p.ignored?.length === bad.length ? p : undefined;
       });
       expect(after.budget).toEqual(before.budget);
@@ -109,11 +110,11 @@ describe('phaseWorkflow', () => {
       const history = await handle.fetchHistory();
       expect(history.events?.filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
 
-      await handle.signal('raiseBudget', { phaseUsd: 20, by: 'test' });
+      await handle.signal(raiseBudgetSignal, { phaseUsd: 20, by: 'test' });
       const out = await handle.result();
       expect(out.sessions).toHaveLength(2);
       // The sessions' own podReserved signals pass the same schema.
-      const done = await handle.query<PhaseProgress>('phaseProgress');
+      const done = await handle.query(phaseProgressQuery);
       expect(done.budget.phaseUsd).toBe(20);
       expect(done.lockedGpuTypeId).toBe('NVIDIA H100 80GB HBM3');
     });
@@ -134,7 +135,7 @@ describe('phaseWorkflow', () => {
         args: [{ study, phaseId: 'phase2a', studySpentUsd: 0 }],
       });
       const p = await waitFor(async () => {
-        const q = await handle.query<PhaseProgress>('phaseProgress');
+        const q = await handle.query(phaseProgressQuery);
         return q.waitingForBudget && q.committedUsd === 6 ? q : undefined;
       });
       expect(p.waitingForBudget?.reason).toMatch(/committed \$6\.00 \+ next session \$6\.00 > phase budget \$10\.00/);
@@ -153,7 +154,7 @@ describe('phaseWorkflow', () => {
         args: [{ study: tight, phaseId: 'phase2a', studySpentUsd: 97 }],
       });
       const q = await waitFor(async () => {
-        const r = await handle.query<PhaseProgress>('phaseProgress');
+        const r = await handle.query(phaseProgressQuery);
         return r.waitingForBudget ? r : undefined;
       });
       expect(q.waitingForBudget?.reason).toMatch(/study: spent \$97\.00 .* > study budget \$100\.00/);

@@ -10,6 +10,7 @@ import type {
   PodSessionProgress,
 } from '../../src/shared/types.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
+import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { DEV_SERVER_SEARCH_ATTRIBUTE_ARGS, findTemporalBinary } from '../../sandbox/temporal-binary.js';
 import { stubActivities, withWorker, type Calls } from './stubs.js';
@@ -89,7 +90,7 @@ describe('podSessionWorkflow and the GPU lock', () => {
       seen.push(
         await (async () => {
           for (;;) {
-            const p = await handle.query<PodSessionProgress>('sessionProgress');
+            const p = await handle.query(sessionProgressQuery);
             if (p.stage === 'waiting-for-gpu') return p;
             await new Promise((r) => setTimeout(r, 50));
           }
@@ -123,7 +124,7 @@ describe('podSessionWorkflow and the GPU lock', () => {
         args: [input],
       });
       for (;;) {
-        const p = await handle.query<PodSessionProgress>('sessionProgress');
+        const p = await handle.query(sessionProgressQuery);
         if (p.stage === 'waiting-for-gpu') break;
         await new Promise((r) => setTimeout(r, 50));
       }

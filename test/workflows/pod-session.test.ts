@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../../src/activities/index.js';
 import type { PodSessionInput, StudyProgress } from '../../src/shared/types.js';
 import type { podSessionWorkflow, studyWorkflow } from '../../src/workflows/index.js';
+import { gateDecisionSignal, studyProgressQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { stubActivities, withWorker as withStubWorker, type Calls } from './stubs.js';
 
@@ -161,11 +162,11 @@ describe('podSessionWorkflow teardown', () => {
         workflowId: `study-${onePhaseStudy.study}`,
         args: [{ study: onePhaseStudy, startPhase: 'phase2a' }],
       });
-      await handle.signal('gateDecision', { decision: 'approve', by: 'too-early' });
+      await handle.signal(gateDecisionSignal, { decision: 'approve', by: 'too-early' });
       earlySignalSent();
       let progress: StudyProgress;
       for (;;) {
-        progress = await handle.query<StudyProgress>('studyProgress');
+        progress = await handle.query(studyProgressQuery);
         if (progress.phaseState === 'waiting-at-gate') break;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -174,7 +175,7 @@ describe('podSessionWorkflow teardown', () => {
       // Both phase 2a models ran, each on its own (stub) pod, each terminated.
       expect(calls.filter((c) => c.name === 'terminatePod')).toHaveLength(2);
       expect(calls.filter((c) => c.name === 'summarizePhase')).toHaveLength(1);
-      await handle.signal('gateDecision', { decision: 'skip', by: 'test' });
+      await handle.signal(gateDecisionSignal, { decision: 'skip', by: 'test' });
       const result = await handle.result();
       expect(result.skipped).toEqual(['phase2b']);
       expect(result.phases).toHaveLength(1);

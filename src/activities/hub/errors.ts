@@ -17,3 +17,12 @@ export class HubApiError extends Error {
 export class HubNotFoundError extends HubApiError {
   override readonly name: string = ErrorTypes.HubNotFound;
 }
+
+export class DownloadFailedError extends Error {
+  override readonly name = ErrorTypes.DownloadFailed;
+}
+
+/** Downloaded files do not match the Hub's metadata or their own headers. */
+export class DownloadVerificationError extends Error {
+  override readonly name = ErrorTypes.DownloadVerification;
+}

@@ -47,3 +47,30 @@ export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 export const TokenizerJsonSchema = z.looseObject({ model: z.looseObject({}) });
 /** `tokenizer_config.json`: a JSON object (chat template, special tokens). */
 export const TokenizerConfigSchema = z.looseObject({});
+
+/** Output of `python3 -m harness.verify_model` (pod/harness/verify_model.py). */
+export const VerifyResultSchema = z.object({
+  ok: z.boolean(),
+  commitSha: z.string(),
+  problems: z.array(z.string()),
+  /** Files it rejected and deleted (with hf's local-dir metadata), so the next download fetches them again. */
+  deleted: z.array(z.string()),
+  files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+  sha256Verified: z.boolean(),
+});
+
+/** The `.complete` marker written next to a verified model. */
+export const CompleteMarkerSchema = z.object({
+  repo: z.string(),
+  revision: z.string(),
+  commitSha: z.string(),
+  files: z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+  sha256Verified: z.boolean().optional(),
+});
+
+/** `<model>.download.no-xet`: why an earlier attempt turned Xet off (kept on the pod for retries). */
+export const XetFallbackSchema = z.object({
+  reason: z.enum(['stall', 'xet-error']),
+  atBytes: z.number().nonnegative(),
+  detail: z.string(),
+});

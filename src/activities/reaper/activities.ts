@@ -1,6 +1,6 @@
 import { cancellationSignal, log } from '@temporalio/activity';
 import type { ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../../shared/types.js';
-import type { RunPodApi } from '../runpod/client.js';
+import type { RunPodApi } from '../runpod/index.js';
 import { formatDecision, reapOrphanPods, type WorkflowStatusLookup } from './reaper.js';
 
 export interface ReaperActivityDeps {

@@ -1,6 +1,6 @@
 import { parsePodName, POD_NAME_PREFIX } from '../../shared/constants.js';
 import type { ReapDecision, ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../../shared/types.js';
-import type { RunPodApi } from '../runpod/client.js';
+import type { RunPodApi } from '../runpod/index.js';
 
 /** What the reaper needs to know about a workflow: is it running, and which run. Null when it does not exist. */
 export type WorkflowStatusLookup = (workflowId: string) => Promise<{ running: boolean; runId: string } | null>;

@@ -1,7 +1,6 @@
 import { lstatSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { sha256File } from '../pod/activities.js';
 import type {
   ManifestHardware,
   RunInterruption,
@@ -12,10 +11,11 @@ import type {
   WriteRunManifestInput,
   WriteRunManifestOutput,
 } from '../../shared/types.js';
-import { HarnessContractError, TransferLimitError } from '../pod/errors.js';
-import { LIMIT_ENV, type TransferLimits } from '../pod/transfer.js';
 import type { z } from 'zod';
-import { EnvironmentSchema, MetricsSchema } from './schemas.js';
+import { EnvironmentSchema, HarnessContractError, MetricsSchema } from '../harness/index.js';
+import { sha256File } from '../ssh/index.js';
+import { TransferLimitError } from './errors.js';
+import { LIMIT_ENV, type TransferLimits } from './rules.js';
 
 export const CHECKSUM_FILE = 'checksums.sha256';
 export const MANIFEST_FILE = 'manifest.json';

@@ -15,8 +15,7 @@ import type {
   WaitForPodReadyInput,
 } from '../../shared/types.js';
 import type { GpuCandidate, RunPodTarget } from '../../study/schema.js';
-import type { PodConnector } from '../pod/client.js';
-import { workspaceProbe } from '../pod/remote.js';
+import { workspaceProbe, type PodConnector } from '../ssh/index.js';
 import type { RunPodApi } from './client.js';
 import {
   RunPodApiError,

@@ -1,4 +1,6 @@
-// Public surface of the RunPod system: the client, its interface, the typed errors and the pure helpers.
+// Public surface of the RunPod system: the client, its interface, the typed errors, the pure helpers, the activities.
+export { createRunPodActivities } from './activities.js';
+export type { RunPodActivityDeps } from './activities.js';
 export { RunPodClient, DEFAULT_RUNPOD_BASE_URL } from './client.js';
 export type { RunPodApi, RunPodClientOptions, RunPodRequestOptions, ListPodsOptions } from './client.js';
 export {
@@ -20,4 +22,4 @@ export {
 } from './errors.js';
 export type { RunPodErrorKind, RunPodErrorContext } from './errors.js';
 export { PodSchema, ListPodsResponseSchema, ProblemSchema, toPhase, podSshEndpoint } from './schemas.js';
-export type { Pod, ListPodsResponse, Problem, CreatePodRequest, PodPhase, PodSshEndpoint } from './schemas.js';
+export type { GpuType, Pod, ListPodsResponse, Problem, CreatePodRequest, PodPhase, PodSshEndpoint } from './schemas.js';

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { lstatSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import type { PodShell } from './client.js';
+import type { PodShell } from '../ssh/index.js';
 import { UnsafePodFileError } from './errors.js';
 
 /** What the worker brings home, at most (the worker's TRANSFER_MAX_* settings). */

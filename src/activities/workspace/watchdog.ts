@@ -6,9 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PodWatchdogInput, PodWatchdogStatus } from '../../shared/types.js';
-import type { PodShell } from './client.js';
-import { RemoteCommandError } from './errors.js';
-import { killDetached, q, startDetached } from './remote.js';
+import { killDetached, q, RemoteCommandError, startDetached, type PodShell } from '../ssh/index.js';
 
 export interface EnsureWatchdogOptions {
   ws: string;

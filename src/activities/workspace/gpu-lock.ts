@@ -21,16 +21,13 @@ import type {
   GpuLockOwner,
   GpuLockRecord,
   HostGpu,
-  PodEndpoint,
   ReleaseGpuLockInput,
   ReleaseGpuLockOutput,
   WorkflowRunState,
 } from '../../shared/types.js';
 import { describeGpuHolder } from '../../shared/gpu-lock.js';
-import { runChecked, withActivityShell } from './activity-shell.js';
-import type { PodConnector, PodShell } from './client.js';
-import { GpuLockUnavailableError, GpuNotFoundError, RemoteCommandError } from './errors.js';
-import { q } from './remote.js';
+import { q, RemoteCommandError, runChecked, shellsOver, type PodConnector, type PodShell } from '../ssh/index.js';
+import { GpuLockUnavailableError, GpuNotFoundError } from './errors.js';
 import { GpuLockRecordSchema } from './schemas.js';
 
 /** Temporal's view of a workflow run; the worker implements it with a Temporal client (src/workers/). */
@@ -225,8 +222,7 @@ const scratch = (kind: string, gpuIndex: number, runId: string) =>
 export function createGpuLockActivities(deps: GpuLockActivityDeps) {
   const identity = deps.lockOwnerIdentity ?? `${userInfo().username}@${hostname()}`;
 
-  const withShell = <T>(endpoint: PodEndpoint, fn: (sh: PodShell) => Promise<T>): Promise<T> =>
-    withActivityShell({ connector: deps.connector, endpoint, fn });
+  const withShell = shellsOver(deps.connector);
   const exec = runChecked;
 
   async function inspect(sh: PodShell, root: string, lock: string): Promise<LockState> {

@@ -78,3 +78,17 @@ export function killPids(pids: number[]): string {
     `for p in ${list}; do kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done; true`,
   ].join(' ');
 }
+
+/** The orchestrator's touch on the pod's dead-man's-switch file (`<ws>/heartbeat`), done on every poll. */
+export function touchHeartbeat(ws: string): string {
+  return `touch ${q(`${ws}/heartbeat`)}`;
+}
+
+/** JSON a pod printed or wrote, or undefined when it is not JSON (the caller's zod schema then refuses it). */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

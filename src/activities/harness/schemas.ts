@@ -1,8 +1,24 @@
+// The harness contract (pod/harness, docs/architecture.md "Harness contract"): what the pod's harness writes and the
+// orchestrator reads, parsed with zod where it enters. The run spec it reads is RunSpec (src/shared/types.ts).
 import { z } from 'zod';
+
+/** The contract version every file below carries or assumes; the harness writes the same number. */
+export const HARNESS_SCHEMA_VERSION = 1;
+
+/** `progress.json` of the harness (contract schemaVersion 1). */
+export const HarnessProgressSchema = z.object({
+  state: z.enum(['running', 'done', 'failed']),
+  stage: z.enum(['starting', 'baseline', 'inference', 'finishing']).optional(),
+  done: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  tokensPerS: z.number().nullable().optional(),
+  error: z.string().nullable().optional(),
+});
+export type HarnessProgress = z.infer<typeof HarnessProgressSchema>;
 
 /** The harness's `metrics.json` (contract schemaVersion 1); only the fields the orchestrator reads. */
 export const MetricsSchema = z.object({
-  schemaVersion: z.literal(1),
+  schemaVersion: z.literal(HARNESS_SCHEMA_VERSION),
   n: z.number().int().nonnegative(),
   accuracy: z.number().nullable(),
   precision: z.number().nullable(),

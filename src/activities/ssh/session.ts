@@ -1,8 +1,9 @@
-// The SSH session an activity works in, shared by the pod activities and the GPU lock.
+// The SSH session an activity works in, and what every system does through it (checked commands, checksums).
 import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
 import type { PodEndpoint } from '../../shared/types.js';
 import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
 import { RemoteCommandError } from './errors.js';
+import { q } from './remote.js';
 
 /**
  * One SSH session for the running activity, cancelled with it. A dropped connection is replaced and the interrupted
@@ -30,9 +31,26 @@ export async function withActivityShell<T>(input: {
   }
 }
 
+/** `withShell(endpoint, fn)` over one connector: how each pod-side system opens its activity's session. */
+export function shellsOver(connector: PodConnector) {
+  return <T>(endpoint: PodEndpoint, fn: (sh: ReconnectingPodShell) => Promise<T>): Promise<T> =>
+    withActivityShell({ connector, endpoint, fn });
+}
+
 /** Runs a command under the activity's cancellation; a non-zero exit is a RemoteCommandError naming the step. */
 export async function runChecked(sh: PodShell, step: string, command: string, timeoutMs = 120_000): Promise<string> {
   const r = await sh.exec(command, { timeoutMs, signal: cancellationSignal() });
   if (r.code !== 0) throw new RemoteCommandError(step, r.code, (r.stderr || r.stdout).slice(-2000));
   return r.stdout;
+}
+
+/** sha256 of pod files by `sha256sum`, keyed by path; a missing file is simply absent from the map. */
+export async function remoteSha256(sh: PodShell, paths: string[]): Promise<Map<string, string>> {
+  const out = await runChecked(sh, 'checksum', `sha256sum ${paths.map(q).join(' ')} 2>/dev/null || true`);
+  const m = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const match = /^([0-9a-f]{64})\s+\*?(.+)$/.exec(line.trim());
+    if (match?.[1] && match[2]) m.set(match[2], match[1]);
+  }
+  return m;
 }

@@ -1,0 +1,71 @@
+import { proxyActivities, type ActivityFunctionWithOptions, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index.js';
+import { NON_RETRYABLE_ERROR_TYPES } from '../../shared/errors.js';
+import type { ReservationSettings } from '../../study/schema.js';
+
+const nonRetryableErrorTypes = NON_RETRYABLE_ERROR_TYPES;
+
+/** Every activity as proxyActivities returns it: callable, and with `executeWithOptions` for per-call options. */
+type SessionActivities = { [K in keyof Activities]: ActivityFunctionWithOptions<Activities[K]> };
+
+/** One proxy; each call passes its own options (timeouts, retries) and a summary the Web UI shows. */
+const acts: SessionActivities = proxyActivities<Activities>({ startToCloseTimeout: '10m' });
+
+export function call<K extends keyof Activities>(
+  name: K,
+  options: ActivityOptions,
+  summary: string,
+  ...args: Parameters<Activities[K]>
+): Promise<Awaited<ReturnType<Activities[K]>>> {
+  return acts[name].executeWithOptions({ ...options, summary }, args);
+}
+
+/** Short calls: metadata, manifests, locks, stopping processes. */
+export const quick: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes },
+};
+
+/** A long step on the pod that heartbeats: it may run `startToCloseMs`, and is tried `maximumAttempts` times. */
+export const podStep = (startToCloseMs: number, maximumAttempts: number): ActivityOptions => ({
+  startToCloseTimeout: startToCloseMs,
+  heartbeatTimeout: '2m',
+  retry: {
+    initialInterval: '5s',
+    backoffCoefficient: 2,
+    maximumInterval: '2m',
+    maximumAttempts,
+    nonRetryableErrorTypes,
+  },
+});
+
+/**
+ * One reserve round: retried with the study's backoff until the reservation deadline (`remainingMs` of it are left);
+ * no attempt limit, the schedule-to-close deadline ends the retries.
+ */
+export const reserveStep = (reservation: ReservationSettings, remainingMs: number): ActivityOptions => ({
+  startToCloseTimeout: '10m',
+  heartbeatTimeout: '2m',
+  scheduleToCloseTimeout: remainingMs,
+  retry: {
+    initialInterval: reservation.initialIntervalMs,
+    backoffCoefficient: 2,
+    maximumInterval: reservation.maximumIntervalMs,
+    nonRetryableErrorTypes,
+  },
+});
+
+// Teardown must outlast any outage: many attempts, capped backoff.
+export const teardownStep: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 100 },
+};
+
+/** Teardown that has a backstop when it gives up (the reaper for pods, the takeover for a GPU lock): fewer attempts. */
+export const backedUpTeardownStep: ActivityOptions = {
+  ...teardownStep,
+  retry: { ...teardownStep.retry, maximumAttempts: 10 },
+};
+
+/** Log collection is worth a second try, never a wait. */
+export const collectLogsStep: ActivityOptions = { startToCloseTimeout: '5m', retry: { maximumAttempts: 2 } };
