@@ -67,7 +67,7 @@ def slug(repo_id: str) -> str:
 
 
 def native_manifest(study: str, phase: str, model: str, prompt: str, run_id: str, thinking: bool) -> dict[str, Any]:
-    """A complete native RunManifest (src/shared/types.ts) on one H100, simulated."""
+    """A complete native RunManifest (src/activities/results/types.ts) on one H100, simulated."""
     return {
         "schemaVersion": 1, "simulated": True, "study": study, "phase": phase,
         "model": {"repoId": model, "revision": "main", "commitSha": "0" * 40, "thinking": thinking,

@@ -3,7 +3,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 type Token = NonNullable<ReturnType<typeof parseArgs<ParseArgsConfig & { tokens: true }>>['tokens']>[number];
-import type { BudgetRaise, GateDecision } from '../shared/types.js';
+import type { GateDecision } from '../activities/analysis/index.js';
+import type { BudgetRaise } from '../workflows/types.js';
 import { BudgetRaiseSchema, UsdAmountSchema } from '../workflows/messages.js';
 
 /** A bad invocation: main prints `error: <message>` and exits 2. */

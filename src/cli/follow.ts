@@ -3,13 +3,9 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import * as cost from '../shared/cost.js';
 import { describeGpuHolder } from '../shared/gpu-lock.js';
-import type {
-  InferenceHeartbeat,
-  PhaseProgress,
-  PodSessionProgress,
-  SessionTimeEstimate,
-  StudyProgress,
-} from '../shared/types.js';
+import type { InferenceHeartbeat } from '../activities/harness/index.js';
+import type { SessionTimeEstimate } from '../activities/plan/index.js';
+import type { PhaseProgress, PodSessionProgress, StudyProgress } from '../workflows/types.js';
 import { phaseProgressQuery, sessionProgressQuery, studyProgressQuery } from '../workflows/messages.js';
 
 /** Outcome of following a study: where it stopped and whether that is a success. */

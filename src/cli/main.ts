@@ -9,11 +9,16 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { z } from 'zod';
-import { AnalysisClient, AnalysisInputError, ReportOutputSchema } from '../activities/analysis/index.js';
+import {
+  AnalysisClient,
+  AnalysisInputError,
+  ReportOutputSchema,
+  type GateDecision,
+  type GateRecord,
+} from '../activities/analysis/index.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { GateDecision, GateRecord } from '../shared/types.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import {
   ensureSandbox,

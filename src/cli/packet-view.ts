@@ -1,5 +1,6 @@
 // Terminal view of a decision packet: the main table, the paired comparisons and the recommendation.
-import type { DecisionPacketSummary, GateStatus } from '../shared/types.js';
+import type { DecisionPacketSummary } from '../activities/analysis/index.js';
+import type { GateStatus } from '../workflows/types.js';
 
 const f = (n: number | null, digits = 3) => (n === null ? '-' : n.toFixed(digits));
 const pct = (n: number | null) => (n === null ? '-' : `${(100 * n).toFixed(1)}%`);

@@ -1,9 +1,13 @@
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
-import { formatDecision, reapOrphanPods, temporalWorkflowStatus } from '../activities/reaper/index.js';
+import {
+  formatDecision,
+  reapOrphanPods,
+  temporalWorkflowStatus,
+  type ReapOrphanPodsInput,
+} from '../activities/reaper/index.js';
 import { RunPodClient } from '../activities/runpod/index.js';
 import type { Env } from '../config.js';
 import { REAPER_SCHEDULE_ID } from '../shared/constants.js';
-import type { ReapOrphanPodsInput } from '../shared/types.js';
 import type { ReaperArgs } from './args.js';
 
 /** Creates (or updates) the Schedule that runs reaperWorkflow every `everyMinutes`. */

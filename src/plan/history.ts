@@ -15,7 +15,7 @@ const str = z.string().nullish().catch(null);
 const num = z.number().nullish().catch(null);
 const bool = z.boolean().nullish().catch(null);
 
-/** The parts of `manifest.json` (RunManifest, src/shared/types.ts) the plan reads; anything else may vary. */
+/** The parts of `manifest.json` (RunManifest, src/activities/results/types.ts) the plan reads; the rest may vary. */
 const ManifestSchema = z.looseObject({
   study: z.string(),
   phase: z.string(),

@@ -1,4 +1,4 @@
-import type { GpuLockHolder } from './types.js';
+import type { GpuLockHolder } from '../activities/workspace/index.js';
 
 /**
  * One line naming who holds a GPU of the team's server, for the workflow's current details and the CLI. Pure (safe

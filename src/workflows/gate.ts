@@ -1,7 +1,9 @@
 // Pure helpers of the study's decision gate: validation of decisions and the next phase's plan. Deterministic and
 // free of I/O, so the workflow and the tests share them.
 import { z } from 'zod';
-import type { GateDecision, NextPhasePlan, PhaseWorkflowOutput, PriceGpuCandidatesOutput } from '../shared/types.js';
+import type { GateDecision, NextPhasePlan } from '../activities/analysis/index.js';
+import type { PriceGpuCandidatesOutput } from '../activities/runpod/index.js';
+import type { PhaseWorkflowOutput } from './types.js';
 import type { Study } from '../study/schema.js';
 
 const GateDecisionSchema = z

@@ -1,15 +1,14 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { GateDecision, GateRecord } from '../activities/analysis/index.js';
 import type {
   BudgetRaise,
-  GateDecision,
-  GateRecord,
   GateStatus,
   PhaseProgress,
   PodReserved,
   PodSessionProgress,
   StudyProgress,
-} from '../shared/types.js';
+} from './types.js';
 
 /**
  * A person's decision at a gate: approve runs the next phase, skip passes over it, stop ends the study. Its validator

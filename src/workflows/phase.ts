@@ -13,7 +13,7 @@ import {
 import type { Activities } from '../activities/index.js';
 import { modelSlug, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type { PhaseProgress, PhaseWorkflowInput, PhaseWorkflowOutput, PodSessionOutput } from '../shared/types.js';
+import type { PhaseProgress, PhaseWorkflowInput, PhaseWorkflowOutput, PodSessionOutput } from './types.js';
 import type { ModelSpec } from '../study/schema.js';
 import { phaseSettings } from '../study/schema.js';
 import { validateWorkflowInput } from '../study/validate.js';

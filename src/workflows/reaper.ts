@@ -1,6 +1,6 @@
 import { proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../shared/types.js';
+import type { ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../activities/reaper/index.js';
 
 const { reapOrphanPods } = proxyActivities<Activities>({
   startToCloseTimeout: '5m',

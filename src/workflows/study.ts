@@ -10,16 +10,9 @@ import {
 import type { Activities } from '../activities/index.js';
 import { modelSlug, workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
-import type {
-  AnalyzePhaseOutput,
-  GateDecision,
-  GateRecord,
-  GateStatus,
-  PhaseWorkflowOutput,
-  PriceGpuCandidatesOutput,
-  StudyProgress,
-  StudyWorkflowInput,
-} from '../shared/types.js';
+import type { AnalyzePhaseOutput, GateDecision, GateRecord } from '../activities/analysis/index.js';
+import type { PriceGpuCandidatesOutput } from '../activities/runpod/index.js';
+import type { GateStatus, PhaseWorkflowOutput, StudyProgress, StudyWorkflowInput } from './types.js';
 import { decideGateUpdate, gateDecisionSignal, gateStatusQuery, studyProgressQuery } from './messages.js';
 import { nextPhasePlan, validateGateDecision } from './gate.js';
 import { phaseWorkflow } from './phase.js';

@@ -16,8 +16,15 @@ import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createGpuLockActivities, gpuLockPath, GpuNotFoundError } from '../../src/activities/workspace/index.js';
-import type { AcquireGpuLockInput, GpuLockOwner, PodEndpoint, ReleaseGpuLockInput } from '../../src/shared/types.js';
+import {
+  createGpuLockActivities,
+  gpuLockPath,
+  GpuNotFoundError,
+  type AcquireGpuLockInput,
+  type GpuLockOwner,
+  type ReleaseGpuLockInput,
+} from '../../src/activities/workspace/index.js';
+import type { PodEndpoint } from '../../src/activities/ssh/index.js';
 import { temporalWorkflowRunState } from '../../src/workers/workflow-run-state.js';
 import { sandboxPodPath } from '../../sandbox/daemon.js';
 import { startTeamServer, type TeamServer } from '../../sandbox/team-server.js';

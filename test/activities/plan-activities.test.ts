@@ -6,10 +6,13 @@ import { DefaultLogger } from '@temporalio/worker';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createPlanActivities } from '../../src/activities/plan/index.js';
+import {
+  createPlanActivities,
+  type PreflightPhaseInput,
+  type PreflightPhaseOutput,
+} from '../../src/activities/plan/index.js';
 import { HarnessCheckClient, HarnessCheckFailedError } from '../../src/activities/study/index.js';
 import { PLAN_CACHE_DIR, type PlanPhaseDeps } from '../../src/plan/plan-phase.js';
-import type { PreflightPhaseInput, PreflightPhaseOutput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import { HARNESS_DIR } from '../../src/workers/worker.js';

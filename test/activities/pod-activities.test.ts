@@ -19,21 +19,18 @@ import { join, relative } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createHubActivities, HubClient } from '../../src/activities/hub/index.js';
-import type { TransferLimits } from '../../src/activities/results/index.js';
-import type {
-  CollectLogsInput,
-  DownloadHeartbeat,
-  DownloadModelInput,
-  FetchModelMetadataInput,
-  InferenceHeartbeat,
-  ModelMetadata,
-  PreparePodInput,
-  RunInferenceInput,
-  StartVllmInput,
-  StopPodWorkInput,
-  TransferResultsInput,
-} from '../../src/shared/types.js';
+import {
+  createHubActivities,
+  HubClient,
+  type DownloadHeartbeat,
+  type DownloadModelInput,
+  type FetchModelMetadataInput,
+  type ModelMetadata,
+} from '../../src/activities/hub/index.js';
+import type { CollectLogsInput, TransferLimits, TransferResultsInput } from '../../src/activities/results/index.js';
+import type { InferenceHeartbeat, RunInferenceInput } from '../../src/activities/harness/index.js';
+import type { StartVllmInput } from '../../src/activities/vllm/index.js';
+import type { PreparePodInput, StopPodWorkInput } from '../../src/activities/workspace/index.js';
 import type { VllmSettings } from '../../src/study/schema.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
 import { DEFAULT_SHARD_COUNT, shardFileName } from '../../sandbox/hf-server/index.js';

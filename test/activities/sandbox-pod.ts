@@ -8,12 +8,17 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHarnessActivities } from '../../src/activities/harness/index.js';
 import { createHubDownloadActivities } from '../../src/activities/hub/index.js';
 import { createResultsTransferActivities, type TransferLimits } from '../../src/activities/results/index.js';
-import { SshPodConnector, workspaceProbe, type PodConnector } from '../../src/activities/ssh/index.js';
+import {
+  SshPodConnector,
+  workspaceProbe,
+  type PodConnector,
+  type PodEndpoint,
+  type SshTarget,
+} from '../../src/activities/ssh/index.js';
 import { createVllmActivities } from '../../src/activities/vllm/index.js';
 import { createWorkspaceActivities } from '../../src/activities/workspace/index.js';
 import { createRequest } from '../../src/activities/runpod/activities.js';
 import { podSshEndpoint, type RunPodClient } from '../../src/activities/runpod/index.js';
-import type { PodEndpoint, SshTarget } from '../../src/shared/types.js';
 import { RunPodTargetSchema } from '../../src/study/schema.js';
 import type { startSandboxServers } from '../../sandbox/daemon.js';
 import type { RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';

@@ -8,10 +8,14 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
 import type { PodConnector } from '../../src/activities/ssh/index.js';
-import { createStudyActivities, HarnessCheckClient } from '../../src/activities/study/index.js';
-import { createWorkspaceActivities } from '../../src/activities/workspace/index.js';
+import {
+  createStudyActivities,
+  HarnessCheckClient,
+  type CheckStudyInputsInput,
+  type CheckStudyInputsOutput,
+} from '../../src/activities/study/index.js';
+import { createWorkspaceActivities, type PreparePodInput } from '../../src/activities/workspace/index.js';
 import { MIN_MEASURE_POWER_SECS } from '../../src/shared/constants.js';
-import type { CheckStudyInputsInput, CheckStudyInputsOutput, PreparePodInput } from '../../src/shared/types.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import { HARNESS_DIR } from '../../src/workers/worker.js';

@@ -8,7 +8,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import type { GateRecord } from '../../src/shared/types.js';
+import type { GateRecord } from '../../src/activities/analysis/index.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
 import { decideGateUpdate, gateStatusQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';

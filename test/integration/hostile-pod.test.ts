@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { modelSlug } from '../../src/shared/constants.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
-import type { PodSessionInput, PodSessionOutput } from '../../src/shared/types.js';
+import type { PodSessionInput, PodSessionOutput } from '../../src/workflows/types.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';

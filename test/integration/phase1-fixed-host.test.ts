@@ -9,8 +9,13 @@ import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatSession } from '../../src/cli/follow.js';
 import { loadConfig } from '../../src/config.js';
-import { createGpuLockActivities, gpuLockPath } from '../../src/activities/workspace/index.js';
-import type { AcquireGpuLockInput, AcquireGpuLockOutput, RunManifest } from '../../src/shared/types.js';
+import {
+  createGpuLockActivities,
+  gpuLockPath,
+  type AcquireGpuLockInput,
+  type AcquireGpuLockOutput,
+} from '../../src/activities/workspace/index.js';
+import type { RunManifest } from '../../src/activities/results/index.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';

@@ -10,7 +10,7 @@ import { RunPodClient } from '../../src/activities/runpod/client.js';
 import { installReaperSchedule } from '../../src/cli/reaper.js';
 import { loadConfig } from '../../src/config.js';
 import { REAPER_SCHEDULE_ID } from '../../src/shared/constants.js';
-import type { ReapOrphanPodsInput } from '../../src/shared/types.js';
+import type { ReapOrphanPodsInput } from '../../src/activities/reaper/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { createWorker } from '../../src/workers/worker.js';
 import type { podSessionWorkflow, reaperWorkflow } from '../../src/workflows/index.js';

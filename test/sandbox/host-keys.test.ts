@@ -16,11 +16,13 @@ import {
   SshPodConnector,
   type PodConnector,
   HostKeyMismatchError,
+  type PodEndpoint,
+  type SshTarget,
 } from '../../src/activities/ssh/index.js';
 import { createRunPodActivities } from '../../src/activities/runpod/activities.js';
-import { RunPodClient } from '../../src/activities/runpod/index.js';
+import { RunPodClient, type WaitForPodReadyInput } from '../../src/activities/runpod/index.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
-import type { PodEndpoint, SshTarget, StopPodWorkInput, WaitForPodReadyInput } from '../../src/shared/types.js';
+import type { StopPodWorkInput } from '../../src/activities/workspace/index.js';
 import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-emulator/index.js';
 import { createdPodWithSsh, pinned, podSideActivities, until } from '../activities/sandbox-pod.js';
 

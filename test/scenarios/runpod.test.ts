@@ -17,7 +17,7 @@ import { createRunPodActivities } from '../../src/activities/runpod/activities.j
 import { RunPodClient } from '../../src/activities/runpod/index.js';
 import { loadConfig } from '../../src/config.js';
 import { modelSlug, workflowIds } from '../../src/shared/constants.js';
-import type { RunManifest } from '../../src/shared/types.js';
+import type { RunManifest } from '../../src/activities/results/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';

@@ -2,9 +2,8 @@
 // activity must send and what the pod answers. Anything off the script fails at once, naming the call and what was
 // expected; verify() reports expected calls that never came. The sshd-backed tests stay the integration layer.
 import { writeFileSync } from 'node:fs';
-import type { ExecResult, PodConnector, PodShell } from '../../src/activities/ssh/index.js';
+import type { ExecResult, PodConnector, PodShell, SshTarget } from '../../src/activities/ssh/index.js';
 import { SshError } from '../../src/activities/ssh/index.js';
-import type { SshTarget } from '../../src/shared/types.js';
 
 export type FakeOp = 'exec' | 'writeFile' | 'putFile' | 'getFile' | 'lstat';
 

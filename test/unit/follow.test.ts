@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatEta, formatSpend, podCostUsd, sessionRemainingMs, type SessionView } from '../../src/cli/follow.js';
-import type { PhaseProgress, PodSessionProgress, SessionTimeEstimate, StudyProgress } from '../../src/shared/types.js';
+import type { SessionTimeEstimate } from '../../src/activities/plan/index.js';
+import type { PhaseProgress, PodSessionProgress, StudyProgress } from '../../src/workflows/types.js';
 
 const study = (o: Partial<StudyProgress>): StudyProgress => ({
   study: 's',

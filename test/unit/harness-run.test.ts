@@ -6,9 +6,14 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createHarnessActivities, type HarnessProgress } from '../../src/activities/harness/index.js';
+import {
+  createHarnessActivities,
+  type HarnessProgress,
+  type InferenceHeartbeat,
+  type RunInferenceInput,
+  type RunInferenceOutput,
+} from '../../src/activities/harness/index.js';
 import { SshError } from '../../src/activities/ssh/index.js';
-import type { InferenceHeartbeat, RunInferenceInput, RunInferenceOutput } from '../../src/shared/types.js';
 import { cmd, FakePodConnector, sftp, startsWith, type Expectation } from '../support/fake-pod-shell.js';
 
 const WS = '/workspace';

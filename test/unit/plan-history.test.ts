@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hardwareOf } from '../../src/activities/results/activities.js';
 import { readRunHistory } from '../../src/plan/history.js';
-import type { RunManifest } from '../../src/shared/types.js';
+import type { RunManifest } from '../../src/activities/results/index.js';
 
 const environment = JSON.parse(readFileSync('test/fixtures/environment-h200.json', 'utf8')) as Record<string, unknown>;
 const metricsText = readFileSync('test/fixtures/metrics-h200.json', 'utf8');

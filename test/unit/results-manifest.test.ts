@@ -4,10 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TransferLimitError } from '../../src/activities/results/index.js';
+import { TransferLimitError, type RunInterruption, type RunManifest } from '../../src/activities/results/index.js';
 import { createResultsActivities, energyComparability, hardwareOf } from '../../src/activities/results/activities.js';
 import { MetricsSchema } from '../../src/activities/harness/index.js';
-import type { RunInterruption, RunManifest } from '../../src/shared/types.js';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(`test/fixtures/${name}`, 'utf8'));
 

@@ -6,8 +6,12 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { withFailureConversion } from '../../src/activities/failures.js';
-import { createVllmActivities, vllmServeCommand } from '../../src/activities/vllm/index.js';
-import type { StartVllmInput, StartVllmOutput } from '../../src/shared/types.js';
+import {
+  createVllmActivities,
+  vllmServeCommand,
+  type StartVllmInput,
+  type StartVllmOutput,
+} from '../../src/activities/vllm/index.js';
 import type { VllmSettings } from '../../src/study/schema.js';
 import { cmd, FakePodConnector, startsWith, type Expectation } from '../support/fake-pod-shell.js';
 

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AnalyzePhaseInput, RecordGateDecisionInput } from '../../src/shared/types.js';
+import type { AnalyzePhaseInput, RecordGateDecisionInput } from '../../src/activities/analysis/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ReservePodInput, ReservePodOutput } from '../../src/shared/types.js';
+import type { ReservePodInput, ReservePodOutput } from '../../src/activities/runpod/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { phaseWorkflow } from '../../src/workflows/index.js';

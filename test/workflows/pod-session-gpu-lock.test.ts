@@ -3,12 +3,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type {
-  AcquireGpuLockOutput,
-  GpuLockHolder,
-  PodSessionInput,
-  PodSessionProgress,
-} from '../../src/shared/types.js';
+import type { AcquireGpuLockOutput, GpuLockHolder } from '../../src/activities/workspace/index.js';
+import type { PodSessionInput, PodSessionProgress } from '../../src/workflows/types.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { sessionProgressQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';

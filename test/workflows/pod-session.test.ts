@@ -5,7 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../../src/activities/index.js';
-import type { PodSessionInput, StudyProgress } from '../../src/shared/types.js';
+import type { PodSessionInput, StudyProgress } from '../../src/workflows/types.js';
 import type { podSessionWorkflow, studyWorkflow } from '../../src/workflows/index.js';
 import { gateDecisionSignal, studyProgressQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';

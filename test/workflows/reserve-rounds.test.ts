@@ -5,14 +5,14 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Activities } from '../../src/activities/index.js';
+import type { RunManifest } from '../../src/activities/results/index.js';
 import type {
   CandidateAttempt,
-  PodSessionInput,
   ReservePodInput,
   ReservePodOutput,
-  RunManifest,
   WaitForPodReadyInput,
-} from '../../src/shared/types.js';
+} from '../../src/activities/runpod/index.js';
+import type { PodSessionInput } from '../../src/workflows/types.js';
 import type { Study } from '../../src/study/schema.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { loadStudyFile } from '../../src/study/load.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities/index.js';
-import type { AnalyzePhaseOutput } from '../../src/shared/types.js';
+import type { AnalyzePhaseOutput } from '../../src/activities/analysis/index.js';
 import { WORKFLOWS_PATH } from '../../src/workers/worker.js';
 
 /**

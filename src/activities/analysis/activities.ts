@@ -8,7 +8,7 @@ import type {
   RecordGateDecisionOutput,
   WriteReportInput,
   WriteReportOutput,
-} from '../../shared/types.js';
+} from './types.js';
 import type { AnalysisApi } from './client.js';
 import { AnalysisInputError } from './errors.js';
 import { GateDecisionsFileSchema, PacketOutputSchema, ReportOutputSchema, type DecisionPacket } from './schemas.js';

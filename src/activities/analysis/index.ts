@@ -4,3 +4,4 @@ export { AnalysisClient } from './client.js';
 export { AnalysisFailedError, AnalysisInputError } from './errors.js';
 export type { AnalysisApi, AnalysisClientOptions } from './client.js';
 export { DecisionPacketSchema, PacketOutputSchema, ReportOutputSchema, GateDecisionsFileSchema } from './schemas.js';
+export type * from './types.js';

@@ -1,6 +1,6 @@
 // Runs the harness on the pod (detached, re-attachable) and watches it until its progress file says done.
 import { heartbeat, log, sleep } from '@temporalio/activity';
-import type { InferenceHeartbeat, RunInferenceInput, RunInferenceOutput } from '../../shared/types.js';
+import type { InferenceHeartbeat, RunInferenceInput, RunInferenceOutput } from './types.js';
 import {
   envPrefix,
   isAlive,

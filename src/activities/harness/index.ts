@@ -6,3 +6,4 @@ export { HarnessContractError, HarnessInputError, RunInterruptedError } from './
 export type { RunInterruptionCause } from './errors.js';
 export { EnvironmentSchema, HARNESS_SCHEMA_VERSION, HarnessProgressSchema, MetricsSchema } from './schemas.js';
 export type { Environment, HarnessProgress } from './schemas.js';
+export type * from './types.js';

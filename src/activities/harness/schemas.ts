@@ -1,5 +1,5 @@
 // The harness contract (pod/harness, docs/architecture.md "Harness contract"): what the pod's harness writes and the
-// orchestrator reads, parsed with zod where it enters. The run spec it reads is RunSpec (src/shared/types.ts).
+// orchestrator reads, parsed with zod where it enters. The run spec it reads is RunSpec (./types.ts).
 import { z } from 'zod';
 
 /** The contract version every file below carries or assumes; the harness writes the same number. */

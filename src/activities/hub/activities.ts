@@ -1,5 +1,5 @@
 import { cancellationSignal } from '@temporalio/activity';
-import type { FetchModelMetadataInput, ModelMetadata } from '../../shared/types.js';
+import type { FetchModelMetadataInput, ModelMetadata } from './types.js';
 import type { HubApi } from './client.js';
 import { HubApiError } from './errors.js';
 

@@ -2,7 +2,7 @@
 // or a known Xet/CAS error, then verified against the Hub's file list (reference/pod-side.md 1).
 import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@temporalio/activity';
 import { modelSlug, WATCHDOG_TOUCH_INTERVAL_MS } from '../../shared/constants.js';
-import type { DownloadHeartbeat, DownloadModelInput, DownloadModelOutput } from '../../shared/types.js';
+import type { DownloadHeartbeat, DownloadModelInput, DownloadModelOutput } from './types.js';
 import {
   envPrefix,
   isAlive,

@@ -9,3 +9,4 @@ export type { HubDownloadActivityDeps } from './download.js';
 export { DownloadFailedError, DownloadVerificationError, HubApiError, HubNotFoundError } from './errors.js';
 export { ModelConfigSchema, TokenizerConfigSchema, TokenizerJsonSchema } from './schemas.js';
 export type { ModelInfo } from './schemas.js';
+export type * from './types.js';

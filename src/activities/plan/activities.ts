@@ -1,6 +1,6 @@
 import { planPhase, type PlanPhaseDeps } from '../../plan/plan-phase.js';
 import type { Plan } from '../../plan/types.js';
-import type { PreflightPhaseInput, PreflightPhaseOutput, SessionTimeEstimate } from '../../shared/types.js';
+import type { PreflightPhaseInput, PreflightPhaseOutput, SessionTimeEstimate } from './types.js';
 import { PreflightFailedError } from './errors.js';
 
 export interface PlanActivityDeps {

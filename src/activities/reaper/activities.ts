@@ -1,5 +1,5 @@
 import { cancellationSignal, log } from '@temporalio/activity';
-import type { ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../../shared/types.js';
+import type { ReapOrphanPodsInput, ReapOrphanPodsOutput } from './types.js';
 import type { RunPodApi } from '../runpod/index.js';
 import { formatDecision, reapOrphanPods, type WorkflowStatusLookup } from './reaper.js';
 

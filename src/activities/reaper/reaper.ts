@@ -1,5 +1,5 @@
 import { parsePodName, POD_NAME_PREFIX } from '../../shared/constants.js';
-import type { ReapDecision, ReapOrphanPodsInput, ReapOrphanPodsOutput } from '../../shared/types.js';
+import type { ReapDecision, ReapOrphanPodsInput, ReapOrphanPodsOutput } from './types.js';
 import type { RunPodApi } from '../runpod/index.js';
 
 /** What the reaper needs to know about a workflow: is it running, and which run. Null when it does not exist. */

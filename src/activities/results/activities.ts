@@ -10,7 +10,7 @@ import type {
   SummarizePhaseOutput,
   WriteRunManifestInput,
   WriteRunManifestOutput,
-} from '../../shared/types.js';
+} from './types.js';
 import type { z } from 'zod';
 import { EnvironmentSchema, HarnessContractError, MetricsSchema } from '../harness/index.js';
 import { sha256File } from '../ssh/index.js';

@@ -7,3 +7,4 @@ export { LIMIT_ENV } from './rules.js';
 export type { TransferLimits } from './rules.js';
 export { createResultsTransferActivities } from './transfer.js';
 export type { ResultsTransferActivityDeps } from './transfer.js';
+export type * from './types.js';

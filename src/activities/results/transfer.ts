@@ -1,12 +1,7 @@
 // Bringing results and logs home from the untrusted pod over SFTP, under the rules of ./rules.ts.
 import { lstatSync, mkdirSync, rmSync } from 'node:fs';
 import { heartbeat, log } from '@temporalio/activity';
-import type {
-  CollectLogsInput,
-  CollectLogsOutput,
-  TransferResultsInput,
-  TransferResultsOutput,
-} from '../../shared/types.js';
+import type { CollectLogsInput, CollectLogsOutput, TransferResultsInput, TransferResultsOutput } from './types.js';
 import {
   q,
   remoteSha256,

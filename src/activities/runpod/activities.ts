@@ -3,7 +3,6 @@ import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@tempor
 import { ErrorTypes } from '../../shared/errors.js';
 import type {
   CandidateAttempt,
-  PodEndpoint,
   PriceGpuCandidatesInput,
   PriceGpuCandidatesOutput,
   ReservePodInput,
@@ -13,9 +12,9 @@ import type {
   TerminatePodsByNameInput,
   TerminatePodsByNameOutput,
   WaitForPodReadyInput,
-} from '../../shared/types.js';
+} from './types.js';
 import type { GpuCandidate, RunPodTarget } from '../../study/schema.js';
-import { workspaceProbe, type PodConnector } from '../ssh/index.js';
+import { workspaceProbe, type PodConnector, type PodEndpoint } from '../ssh/index.js';
 import type { RunPodApi } from './client.js';
 import {
   RunPodApiError,

@@ -23,3 +23,4 @@ export {
 export type { RunPodErrorKind, RunPodErrorContext } from './errors.js';
 export { PodSchema, ListPodsResponseSchema, ProblemSchema, toPhase, podSshEndpoint } from './schemas.js';
 export type { GpuType, Pod, ListPodsResponse, Problem, CreatePodRequest, PodPhase, PodSshEndpoint } from './schemas.js';
+export type * from './types.js';

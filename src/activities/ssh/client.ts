@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
-import type { SshTarget } from '../../shared/types.js';
+import type { SshTarget } from './types.js';
 import { HostKeyMismatchError, SshError } from './errors.js';
 
 export interface ExecResult {

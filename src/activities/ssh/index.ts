@@ -19,3 +19,4 @@ export {
   workspaceProbe,
 } from './remote.js';
 export { remoteSha256, runChecked, shellsOver, withActivityShell } from './session.js';
+export type * from './types.js';

@@ -1,6 +1,6 @@
 // The SSH session an activity works in, and what every system does through it (checked commands, checksums).
 import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
-import type { PodEndpoint } from '../../shared/types.js';
+import type { PodEndpoint } from './types.js';
 import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
 import { RemoteCommandError } from './errors.js';
 import { q } from './remote.js';

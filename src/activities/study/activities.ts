@@ -1,4 +1,4 @@
-import type { CheckStudyInputsInput, CheckStudyInputsOutput } from '../../shared/types.js';
+import type { CheckStudyInputsInput, CheckStudyInputsOutput } from './types.js';
 import { StudyInvalidError } from '../../study/load.js';
 import type { HarnessCheckApi } from './client.js';
 import { harnessInputFiles } from './inputs.js';

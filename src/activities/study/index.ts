@@ -6,3 +6,4 @@ export { HarnessCheckFailedError } from './errors.js';
 export { harnessInputFiles } from './inputs.js';
 export type { HarnessInputFiles } from './inputs.js';
 export type { HarnessPreflightInput, HarnessPreflightOutput } from './schemas.js';
+export type * from './types.js';

@@ -1,6 +1,6 @@
 // Starts vLLM on the pod and supervises its startup: reuse, replace, read a failed start from its log.
 import { heartbeat, log, sleep } from '@temporalio/activity';
-import type { StartVllmInput, StartVllmOutput } from '../../shared/types.js';
+import type { StartVllmInput, StartVllmOutput } from './types.js';
 import {
   envPrefix,
   findProcesses,

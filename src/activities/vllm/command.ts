@@ -1,6 +1,6 @@
 // The `vllm serve` command line of a study's settings: what is started, recorded in the manifest, and compared
 // before a running server is reused.
-import type { StartVllmInput } from '../../shared/types.js';
+import type { StartVllmInput } from './types.js';
 import { envPrefix, q } from '../ssh/index.js';
 
 export interface VllmServeCommand {

@@ -9,3 +9,4 @@ export { ensureVllmVersion, sameRelease } from './install.js';
 export { classifyVllmStartup, doesNotFitMessage } from './log.js';
 export { vllmProbe } from './probe.js';
 export type { VllmProbe } from './probe.js';
+export type * from './types.js';

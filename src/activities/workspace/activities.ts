@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { log } from '@temporalio/activity';
-import type { PreparePodInput, PreparePodOutput, StopPodWorkInput, StopPodWorkOutput } from '../../shared/types.js';
+import type { PreparePodInput, PreparePodOutput, StopPodWorkInput, StopPodWorkOutput } from './types.js';
 import { resolveStudyFiles } from '../../study/files.js';
 import { StudyInvalidError } from '../../study/load.js';
 import { DEFAULT_RUNPOD_BASE_URL } from '../runpod/index.js';

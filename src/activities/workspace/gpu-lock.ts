@@ -24,7 +24,7 @@ import type {
   ReleaseGpuLockInput,
   ReleaseGpuLockOutput,
   WorkflowRunState,
-} from '../../shared/types.js';
+} from './types.js';
 import { describeGpuHolder } from '../../shared/gpu-lock.js';
 import { q, RemoteCommandError, runChecked, shellsOver, type PodConnector, type PodShell } from '../ssh/index.js';
 import { GpuLockUnavailableError, GpuNotFoundError } from './errors.js';

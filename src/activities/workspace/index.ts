@@ -7,3 +7,4 @@ export { createGpuLockActivities, gpuLockPath } from './gpu-lock.js';
 export type { GpuLockActivityDeps, WorkflowRunStateLookup } from './gpu-lock.js';
 export { ensureWatchdog } from './watchdog.js';
 export type { EnsureWatchdogOptions } from './watchdog.js';
+export type * from './types.js';

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { PodWatchdogInput, PodWatchdogStatus } from '../../shared/types.js';
+import type { PodWatchdogInput, PodWatchdogStatus } from './types.js';
 import { killDetached, q, RemoteCommandError, startDetached, type PodShell } from '../ssh/index.js';
 
 export interface EnsureWatchdogOptions {

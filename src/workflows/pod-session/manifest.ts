@@ -1,13 +1,9 @@
-import type {
-  CandidateAttempt,
-  DownloadModelOutput,
-  PodRef,
-  PreparePodOutput,
-  RunInferenceOutput,
-  RunInterruption,
-  RunManifest,
-  StartVllmOutput,
-} from '../../shared/types.js';
+import type { RunInferenceOutput } from '../../activities/harness/index.js';
+import type { DownloadModelOutput } from '../../activities/hub/index.js';
+import type { RunInterruption, RunManifest } from '../../activities/results/index.js';
+import type { CandidateAttempt, PodRef } from '../../activities/runpod/index.js';
+import type { StartVllmOutput } from '../../activities/vllm/index.js';
+import type { PreparePodOutput } from '../../activities/workspace/index.js';
 import type { HarnessSettings, ModelSpec, Phase, PromptStrategy, Study, VllmSettings } from '../../study/schema.js';
 
 export interface RunManifestInput {

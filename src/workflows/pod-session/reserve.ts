@@ -13,14 +13,9 @@ import { podName as formatPodName } from '../../shared/constants.js';
 import { podCostUsd, podHours } from '../../shared/cost.js';
 import { ErrorTypes } from '../../shared/errors.js';
 import { describeGpuHolder } from '../../shared/gpu-lock.js';
-import type {
-  CandidateAttempt,
-  PodEndpoint,
-  PodRef,
-  PodSessionInput,
-  PodSessionProgress,
-  ReservePodOutput,
-} from '../../shared/types.js';
+import type { CandidateAttempt, PodRef, ReservePodOutput } from '../../activities/runpod/index.js';
+import type { PodEndpoint } from '../../activities/ssh/index.js';
+import type { PodSessionInput, PodSessionProgress } from '../types.js';
 import type { ModelSpec, Phase, RunPodTarget, SshHostTarget, Study } from '../../study/schema.js';
 import { podReservedSignal } from '../messages.js';
 import { call, podStep, quick, reserveStep, teardownStep } from './options.js';

@@ -1,13 +1,10 @@
 import { ActivityFailure, ApplicationFailure, log } from '@temporalio/workflow';
 import { ErrorTypes } from '../../shared/errors.js';
-import type {
-  PodEndpoint,
-  PreparePodOutput,
-  RunInferenceOutput,
-  RunInterruption,
-  SimulatedAnswers,
-  StartVllmOutput,
-} from '../../shared/types.js';
+import type { RunInferenceOutput } from '../../activities/harness/index.js';
+import type { RunInterruption } from '../../activities/results/index.js';
+import type { PodEndpoint } from '../../activities/ssh/index.js';
+import type { SimulatedAnswers, StartVllmOutput } from '../../activities/vllm/index.js';
+import type { PreparePodOutput } from '../../activities/workspace/index.js';
 import type { HarnessSettings, ModelSpec, PromptStrategy, Study, VllmSettings } from '../../study/schema.js';
 import { call, podStep } from './options.js';
 import type { StageReporter } from './workflow.js';

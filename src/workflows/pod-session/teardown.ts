@@ -1,6 +1,8 @@
 import { log } from '@temporalio/workflow';
 import { describeGpuHolder } from '../../shared/gpu-lock.js';
-import type { CandidateAttempt, PodEndpoint, PodRef, PodSessionProgress } from '../../shared/types.js';
+import type { CandidateAttempt, PodRef } from '../../activities/runpod/index.js';
+import type { PodEndpoint } from '../../activities/ssh/index.js';
+import type { PodSessionProgress } from '../types.js';
 import { backedUpTeardownStep, call, collectLogsStep, quick, teardownStep } from './options.js';
 
 /** One step that undoes something the session acquired. */

@@ -8,14 +8,8 @@ import {
 } from '@temporalio/workflow';
 import { modelSlug } from '../../shared/constants.js';
 import { podCostUsd, podHours } from '../../shared/cost.js';
-import type {
-  CandidateAttempt,
-  PodSessionInput,
-  PodSessionOutput,
-  PodSessionProgress,
-  PodSessionRun,
-  SessionStage,
-} from '../../shared/types.js';
+import type { CandidateAttempt } from '../../activities/runpod/index.js';
+import type { PodSessionInput, PodSessionOutput, PodSessionProgress, PodSessionRun, SessionStage } from '../types.js';
 import { phaseSettings } from '../../study/schema.js';
 import { validateWorkflowInput } from '../../study/validate.js';
 import { sessionProgressQuery } from '../messages.js';
