@@ -1,19 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import type { GateRecord } from '../../src/activities/analysis/index.js';
-import type { studyWorkflow } from '../../src/workflows/index.js';
 import { decideGateUpdate, gateStatusQuery } from '../../src/workflows/messages.js';
 import { loadStudyFile } from '../../src/study/load.js';
-import { createWorker } from '../../src/workers/worker.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSandboxWorld, waitFor, type SandboxWorld } from '../support/sandbox-world.js';
 
 const run = promisify(execFile);
 
@@ -23,55 +17,16 @@ const run = promisify(execFile);
  * recommendation. Then a decision closes each gate, and `npm run report` reproduces the report from the folder.
  */
 describe('decision packets on the sandbox', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'gate-e2e-'));
-  const resultsDir = join(dir, 'results');
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `gate-e2e-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let world: SandboxWorld;
+  let servers: SandboxWorld['servers'];
+  let resultsDir: string;
 
   beforeAll(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: join(dir, 'id_ed25519'),
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '500',
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
+    world = await startSandboxWorld({ name: 'gate-e2e' });
+    ({ servers, resultsDir } = world);
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 600_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
+  afterAll(() => world?.stop());
 
   const cases = [
     { profile: 'improves', action: 'approve', basis: 'confirms-improvement', verdict: 'improves' },
@@ -86,15 +41,15 @@ describe('decision packets on the sandbox', () => {
         ...loadStudyFile(`studies/rq1-fewshot-${profile}.sandbox.yaml`),
         study: `profile-${profile}-${randomUUID().slice(0, 6)}`,
       };
-      const handle = await env.client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
-        taskQueue,
-        workflowId: `study-${study.study}`,
-        args: [{ study, startPhase: 'phase2a' }],
-      });
-      const gate = await waitFor('the phase 2b gate', async () => {
-        const g = await handle.query(gateStatusQuery);
-        return g.open ? g : undefined;
-      });
+      const handle = await world.startStudy({ study, startPhase: 'phase2a' });
+      const gate = await waitFor(
+        'the phase 2b gate',
+        async () => {
+          const g = await handle.query(gateStatusQuery);
+          return g.open ? g : undefined;
+        },
+        { timeoutMs: 600_000 },
+      );
       const packet = gate.packet;
       expect(packet, 'the analysis wrote a packet').not.toBeNull();
       expect(packet?.simulated).toBe(true);

@@ -4,15 +4,11 @@
 // changes right after readiness. Either way nothing is written outside the run folder, the session fails with a clear
 // non-retryable failure, and the pod is terminated.
 import { randomUUID } from 'node:crypto';
-import { lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ActivityFailure, RetryState, type ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelSlug } from '../../src/shared/constants.js';
 import { ErrorTypes } from '../../src/shared/errors.js';
 import type { PodSessionInput, PodSessionOutput } from '../../src/workflows/types.js';
@@ -20,27 +16,24 @@ import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { sessionProgressQuery } from '../../src/workflows/messages.js';
-import { createWorker } from '../../src/workers/worker.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
-import { inProcessSandboxControl, scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
-import { freePort, makeKey } from '../activities/sandbox-pod.js';
+import { scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
+import { freePort } from '../activities/sandbox-pod.js';
+import { startSandboxWorld, type SandboxWorld } from '../support/sandbox-world.js';
 
 /** The worker's per-file transfer limit in this test; the planted file is three times that. */
 const MAX_FILE_BYTES = 1024 * 1024;
 
 describe('hostile pod', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hostile-pod-'));
-  const resultsDir = join(dir, 'results');
-  // A worker-side file outside the results folder that the hostile pod links to.
-  const canary = join(dir, 'worker-secret.txt');
-  const canaryText = `canary ${randomUUID()}\n`;
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `hostile-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
   let control: SandboxControl;
-  let worker: Worker;
-  let running: Promise<void>;
+  let dir: string;
+  let resultsDir: string;
+  let taskQueue: string;
+  // A worker-side file outside the results folder that the hostile pod links to.
+  let canary: string;
+  const canaryText = `canary ${randomUUID()}\n`;
 
   const base = loadStudyFile('studies/rq1.sandbox.yaml');
   const model = base.phases.find((p) => p.id === 'phase2a')?.models[0];
@@ -48,38 +41,16 @@ describe('hostile pod', () => {
   const slug = modelSlug(model.repoId);
 
   beforeAll(async () => {
+    world = await startSandboxWorld({
+      name: 'hostile-pod',
+      workerEnv: { POD_POLL_INTERVAL_MS: '400', TRANSFER_MAX_FILE_BYTES: String(MAX_FILE_BYTES) },
+    });
+    ({ env, servers, control, dir, resultsDir, taskQueue } = world);
+    canary = join(dir, 'worker-secret.txt');
     writeFileSync(canary, canaryText);
-    const keyPath = makeKey(dir);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
-    control = inProcessSandboxControl(servers);
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: keyPath,
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '400',
-        TRANSFER_MAX_FILE_BYTES: String(MAX_FILE_BYTES),
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   /** One model, four samples, a vLLM port of its own (the session fails at the first strategy's transfer). */
   async function smallStudy(): Promise<Study> {

@@ -1,14 +1,7 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { formatSession } from '../../src/cli/follow.js';
-import { loadConfig } from '../../src/config.js';
 import {
   createGpuLockActivities,
   gpuLockPath,
@@ -18,15 +11,16 @@ import {
 import type { RunManifest } from '../../src/activities/results/index.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
-import type { studyWorkflow } from '../../src/workflows/index.js';
 import { gateDecisionSignal, sessionProgressQuery, studyProgressQuery } from '../../src/workflows/messages.js';
-import { createWorker } from '../../src/workers/worker.js';
 import { temporalWorkflowRunState } from '../../src/workers/workflow-run-state.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
 import { sandboxStudy } from '../../sandbox/sandbox-study.js';
 import type { TeamServerInfo } from '../../sandbox/team-server.js';
 import { connector, freePort, until } from '../activities/sandbox-pod.js';
 import { consistentCut } from '../setup/study-cut.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSandboxWorld, type SandboxWorld } from '../support/sandbox-world.js';
 
 /**
  * Phase 1 end to end on the sandbox's stand-in for the team's server (one sshd, four simulated GPUs), every part real:
@@ -34,54 +28,21 @@ import { consistentCut } from '../setup/study-cut.js';
  * the Python harness. The study file's marker host is resolved as the CLI's `--sandbox` does (sandboxStudy).
  */
 describe("phase 1 on the team's server (sandbox)", () => {
-  const dir = mkdtempSync(join(tmpdir(), 'phase1-'));
-  const resultsDir = join(dir, 'results');
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `phase1-${randomUUID()}`;
-  const key = join(dir, 'id_ed25519');
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
+  let resultsDir: string;
+  let key: string;
   let team: TeamServerInfo;
-  let worker: Worker;
-  let running: Promise<void>;
 
   beforeAll(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({
-      dataDir: join(dir, 'runpod'),
-      apiKey,
-      teamServer: { dir: join(dir, 'team-server'), authorizedKeys: readFileSync(`${key}.pub`, 'utf8') },
-    });
+    world = await startSandboxWorld({ name: 'phase1', teamServer: true });
+    ({ env, servers, resultsDir, keyPath: key } = world);
     if (!servers.teamServer) throw new Error('no team server');
     team = servers.teamServer.info;
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: key,
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '500',
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.teamServer?.close();
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   /**
    * The sandbox study resolved to this file's team server, under a name of its own, with a few samples per run and a
@@ -108,12 +69,7 @@ describe("phase 1 on the team's server (sandbox)", () => {
     });
   }
 
-  const start = (study: Study): Promise<WorkflowHandle<typeof studyWorkflow>> =>
-    env.client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
-      taskQueue,
-      workflowId: `study-${study.study}`,
-      args: [{ study, startPhase: 'phase1' }],
-    });
+  const start = (study: Study) => world.startStudy({ study, startPhase: 'phase1' });
 
   const atGate = (handle: WorkflowHandle) =>
     until(

@@ -1,15 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import type { RunManifest } from '../../src/activities/results/index.js';
-import type { studyWorkflow } from '../../src/workflows/index.js';
 import {
   gateDecisionSignal,
   phaseProgressQuery,
@@ -18,8 +10,10 @@ import {
 } from '../../src/workflows/messages.js';
 import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
-import { createWorker } from '../../src/workers/worker.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
+import { startSandboxWorld, waitFor, type SandboxWorld } from '../support/sandbox-world.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * Phase 2a end to end, every part real: Temporal dev server, the worker with the production activities, the
@@ -27,67 +21,24 @@ import { startSandboxServers } from '../../sandbox/daemon.js';
  * started on the pod as `vllm serve`, and the Python harness with CodeCarbon 2.7.1.
  */
 describe('phase 2a on the sandbox', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'e2e-'));
-  const resultsDir = join(dir, 'results');
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `e2e-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
+  let resultsDir: string;
 
   beforeAll(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: join(dir, 'id_ed25519'),
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '500',
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
+    world = await startSandboxWorld({ name: 'e2e' });
+    ({ env, servers, resultsDir } = world);
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   const sandboxStudy = (): Study => ({
     ...loadStudyFile('studies/rq1.sandbox.yaml'),
     study: `e2e-${randomUUID().slice(0, 8)}`,
   });
 
-  async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
-  const start = (study: Study): Promise<WorkflowHandle<typeof studyWorkflow>> =>
-    env.client.workflow.start<typeof studyWorkflow>('studyWorkflow', {
-      taskQueue,
-      workflowId: `study-${study.study}`,
-      args: [{ study, startPhase: 'phase2a' }],
-    });
+  const start = (study: Study) => world.startStudy({ study, startPhase: 'phase2a' });
 
   it('runs both models and both prompts, brings verified results home, terminates every pod, and waits at the gate', async () => {
     const study = sandboxStudy();

@@ -1,67 +1,32 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunPodClient } from '../../src/activities/runpod/client.js';
 import { installReaperSchedule } from '../../src/cli/reaper.js';
-import { loadConfig } from '../../src/config.js';
 import { REAPER_SCHEDULE_ID } from '../../src/shared/constants.js';
 import type { ReapOrphanPodsInput } from '../../src/activities/reaper/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
-import { createWorker } from '../../src/workers/worker.js';
 import type { podSessionWorkflow, reaperWorkflow } from '../../src/workflows/index.js';
 import { sessionProgressQuery } from '../../src/workflows/messages.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
+import { startSandboxWorld, waitFor, type SandboxWorld } from '../support/sandbox-world.js';
 
 /**
  * Terminating a workflow skips its `finally`, so its pod would leak: the reaper must find the pod by its name,
  * see that the owning run is gone, and terminate it, while leaving other projects' pods and live owners alone.
  */
 describe('the pod reaper', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'reaper-'));
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `reaper-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
-  let worker: Worker;
-  let running: Promise<void>;
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
+  let taskQueue: string;
   let runpod: RunPodClient;
 
   beforeAll(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
-    runpod = new RunPodClient({ apiKey, baseUrl: servers.runpod.url });
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: join(dir, 'id_ed25519'),
-        RESULTS_DIR: join(dir, 'results'),
-        POD_POLL_INTERVAL_MS: '500',
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
+    world = await startSandboxWorld({ name: 'reaper' });
+    ({ env, servers, taskQueue } = world);
+    runpod = new RunPodClient({ apiKey: world.apiKey, baseUrl: servers.runpod.url });
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   const reap = (input: ReapOrphanPodsInput) =>
     env.client.workflow.execute<typeof reaperWorkflow>('reaperWorkflow', {
@@ -87,12 +52,14 @@ describe('the pod reaper', () => {
       ports: ['22/tcp'],
     });
 
-    let podId = '';
-    for (let i = 0; i < 600 && !podId; i++) {
-      const p = await session.query(sessionProgressQuery);
-      if (p.podId && p.stage !== 'reserving') podId = p.podId;
-      else await new Promise((r) => setTimeout(r, 200));
-    }
+    const podId = await waitFor(
+      'the session past reserving',
+      async () => {
+        const p = await session.query(sessionProgressQuery);
+        return p.podId && p.stage !== 'reserving' ? p.podId : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
     expect(podId).not.toBe('');
 
     const whileRunning = await reap({ graceMs: 0, dryRun: false });

@@ -2,15 +2,9 @@
 // the in-process RunPod emulator (sshd pods), the sandbox Hub with the real `hf` CLI, the simulated vLLM and the
 // harness. Each scenario ends with correct results or a clear non-retryable failure, and the pod terminated.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ActivityFailure, type ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
 import { modelSlug } from '../../src/shared/constants.js';
 import type { RunManifest } from '../../src/activities/results/index.js';
 import type { PodSessionInput, PodSessionOutput } from '../../src/workflows/types.js';
@@ -18,12 +12,13 @@ import type { Study } from '../../src/study/schema.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { sessionProgressQuery } from '../../src/workflows/messages.js';
-import { createWorker } from '../../src/workers/worker.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
 import { DEFAULT_SHARD_COUNT, shardFileName } from '../../sandbox/hf-server/index.js';
-import { inProcessSandboxControl, scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
-import { freePort, makeKey } from '../activities/sandbox-pod.js';
 import { consistentCut } from '../setup/study-cut.js';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scenarioByName, type SandboxControl } from '../../sandbox/scenarios.js';
+import { freePort } from '../activities/sandbox-pod.js';
+import { startSandboxWorld, type SandboxWorld } from '../support/sandbox-world.js';
 
 const FIRST = shardFileName(1, DEFAULT_SHARD_COUNT);
 const LAST = shardFileName(DEFAULT_SHARD_COUNT, DEFAULT_SHARD_COUNT);
@@ -35,15 +30,12 @@ interface Metrics {
 }
 
 describe('pod-side sandbox scenarios', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'scenarios-'));
-  const resultsDir = join(dir, 'results');
-  const apiKey = `test-${randomUUID()}`;
-  const taskQueue = `scenarios-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
   let control: SandboxControl;
-  let worker: Worker;
-  let running: Promise<void>;
+  let resultsDir: string;
+  let taskQueue: string;
 
   const base = loadStudyFile('studies/rq1.sandbox.yaml');
   const phase = base.phases.find((p) => p.id === 'phase2a');
@@ -52,36 +44,11 @@ describe('pod-side sandbox scenarios', () => {
   const slug = modelSlug(model.repoId);
 
   beforeAll(async () => {
-    const keyPath = makeKey(dir);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
-    control = inProcessSandboxControl(servers);
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: keyPath,
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '400',
-      },
-      process.cwd(),
-    );
-    worker = await createWorker(config, env.nativeConnection);
-    running = worker.run();
+    world = await startSandboxWorld({ name: 'scenarios', workerEnv: { POD_POLL_INTERVAL_MS: '400' } });
+    ({ env, servers, control, resultsDir, taskQueue } = world);
   });
 
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => world?.stop());
 
   /**
    * One model, one prompt strategy, a few samples, a download stall timeout of seconds, and a vLLM port of its own

@@ -1,13 +1,8 @@
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -15,41 +10,29 @@ import { withFailureConversion } from '../../src/activities/failures.js';
 import { SshPodConnector } from '../../src/activities/ssh/index.js';
 import { createRunPodActivities } from '../../src/activities/runpod/activities.js';
 import { RunPodClient } from '../../src/activities/runpod/index.js';
-import { loadConfig } from '../../src/config.js';
 import { modelSlug, workflowIds } from '../../src/shared/constants.js';
 import type { RunManifest } from '../../src/activities/results/index.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import type { Study } from '../../src/study/schema.js';
 import type { podSessionWorkflow } from '../../src/workflows/index.js';
 import { sessionProgressQuery } from '../../src/workflows/messages.js';
-import { createWorker } from '../../src/workers/worker.js';
-import { startSandboxServers } from '../../sandbox/daemon.js';
-import { CAPACITY_CRUNCH_DELAY_MS, inProcessSandboxControl, scenarioByName } from '../../sandbox/scenarios.js';
+import { CAPACITY_CRUNCH_DELAY_MS, scenarioByName } from '../../sandbox/scenarios.js';
+import { freePort } from '../activities/sandbox-pod.js';
 import { consistentCut } from '../setup/study-cut.js';
+import { startSandboxWorld, waitFor, type SandboxWorld } from '../support/sandbox-world.js';
 
 /**
  * RunPod trouble end to end on the sandbox: the real worker and activities, the emulator's sshd pods, the `hf` CLI,
  * the simulated vLLM and the harness. One model, one prompt, a few samples per session, so each runs in seconds.
  * After each scenario the emulator's billing meter shows no leaked pod and nothing still accruing.
  */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
-
 describe('RunPod scenarios on the sandbox', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'scenarios-'));
-  const resultsDir = join(dir, 'results');
-  const apiKey = `test-${randomUUID()}`;
-  let env: TestWorkflowEnvironment;
-  let servers: Awaited<ReturnType<typeof startSandboxServers>>;
-  const workers: { worker: Worker; running: Promise<void> }[] = [];
+  let world: SandboxWorld;
+  let env: SandboxWorld['env'];
+  let servers: SandboxWorld['servers'];
+  let dir: string;
+  let resultsDir: string;
+  let apiKey: string;
 
   const base = loadStudyFile('studies/rq1.sandbox.yaml');
   const phase2a = base.phases.find((p) => p.id === 'phase2a');
@@ -58,44 +41,12 @@ describe('RunPod scenarios on the sandbox', () => {
   const runpodTarget = phase2a.target;
 
   beforeAll(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id_ed25519')]);
-    env = await TestWorkflowEnvironment.createFromExistingServer({ address: inject('temporalAddress') });
-    servers = await startSandboxServers({ dataDir: join(dir, 'runpod'), apiKey });
+    // Each test starts a worker of its own (a unique task queue) with `world.startWorker()`.
+    world = await startSandboxWorld({ name: 'scenarios', worker: false });
+    ({ env, servers, dir, resultsDir, apiKey } = world);
   });
 
-  afterAll(async () => {
-    for (const w of workers) {
-      if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
-      await w.running;
-    }
-    await servers?.runpod.close();
-    await servers?.hf.close();
-    await env?.teardown();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** A worker of its own per test (a unique task queue), like `npm run worker` but in-process. */
-  async function startWorker(): Promise<{ worker: Worker; taskQueue: string; running: Promise<void> }> {
-    const taskQueue = `scenarios-${randomUUID()}`;
-    const config = loadConfig(
-      {
-        SANDBOX: 'true',
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TASK_QUEUE: taskQueue,
-        RUNPOD_API_KEY: apiKey,
-        RUNPOD_BASE_URL: servers.runpod.url,
-        HF_ENDPOINT: servers.hf.url,
-        SSH_PRIVATE_KEY_PATH: join(dir, 'id_ed25519'),
-        RESULTS_DIR: resultsDir,
-        POD_POLL_INTERVAL_MS: '500',
-      },
-      process.cwd(),
-    );
-    const worker = await createWorker(config, env.nativeConnection);
-    const running = worker.run();
-    workers.push({ worker, running });
-    return { worker, taskQueue, running };
-  }
+  afterAll(() => world?.stop());
 
   /** The sandbox study cut down to one prompt and a few samples, with fast reservation retries. */
   async function smallStudy(target: Record<string, unknown> = {}, limit = 4): Promise<Study> {
@@ -136,16 +87,6 @@ describe('RunPod scenarios on the sandbox', () => {
     });
   }
 
-  async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-
   function manifestOf(study: Study): RunManifest {
     const promptDir = join(resultsDir, study.study, 'phase2a', modelSlug(model!.repoId), base.prompts[0]!.name);
     const [runDir] = readdirSync(promptDir);
@@ -163,22 +104,26 @@ describe('RunPod scenarios on the sandbox', () => {
     return names;
   }
 
-  const control = () => inProcessSandboxControl(servers);
+  const control = () => world.control;
 
   it(
     'capacity crunch: backs off while every candidate is empty, then falls back to the one that gets GPUs',
     async () => {
-      const { taskQueue } = await startWorker();
+      const { taskQueue } = await world.startWorker();
       await scenarioByName('capacity-crunch').apply(control());
       try {
         const study = await smallStudy();
         const handle = await startSession(study, taskQueue);
         // While nothing has capacity, the Web UI's pending activity says which candidates were tried and why.
-        const pending = await waitFor('a failed reserve attempt', async () => {
-          const d = await handle.describe();
-          const a = d.raw.pendingActivities?.[0];
-          return a?.lastFailure?.message && (a.attempt ?? 0) >= 2 ? a : undefined;
-        });
+        const pending = await waitFor(
+          'a failed reserve attempt',
+          async () => {
+            const d = await handle.describe();
+            const a = d.raw.pendingActivities?.[0];
+            return a?.lastFailure?.message && (a.attempt ?? 0) >= 2 ? a : undefined;
+          },
+          { timeoutMs: 120_000, ignoreProbeErrors: true },
+        );
         expect(pending.activityType?.name).toBe('reservePod');
         expect(pending.lastFailure?.message).toMatch(/#0 .*no-capacity.*#1 .*no-capacity.*#2 .*no-capacity/);
 
@@ -209,7 +154,7 @@ describe('RunPod scenarios on the sandbox', () => {
   );
 
   it('a pod that never gets an SSH port is terminated and the next candidate completes the session', async () => {
-    const { taskQueue } = await startWorker();
+    const { taskQueue } = await world.startWorker();
     await scenarioByName('pods-never-ready').apply(control());
     // Long enough for a healthy sandbox pod (about 6 s from create to SSH), short enough not to wait long for the bad one.
     const study = await smallStudy({ podReadyTimeoutMs: 12_000 });
@@ -295,7 +240,7 @@ describe('RunPod scenarios on the sandbox', () => {
   });
 
   it('watchdog: with the worker gone, the pod ends its work and stops itself', async () => {
-    const { worker, taskQueue, running } = await startWorker();
+    const { worker, taskQueue, running } = await world.startWorker();
     // Slow tokens, so the session is still in inference when the worker goes away.
     await control().injectRunPodFault({ type: 'pod-env', env: { VLLM_SIM_TOKENS_PER_S: '5' } });
     // 12 s: longer than the longest gap between touches inside an activity (WATCHDOG_TOUCH_INTERVAL_MS, 10 s, also
@@ -306,10 +251,14 @@ describe('RunPod scenarios on the sandbox', () => {
     );
     const handle = await startSession(study, taskQueue);
     try {
-      const busy = await waitFor('inference on the pod', async () => {
-        const p = await handle.query(sessionProgressQuery);
-        return p.stage === 'inference' && p.podId ? p : undefined;
-      });
+      const busy = await waitFor(
+        'inference on the pod',
+        async () => {
+          const p = await handle.query(sessionProgressQuery);
+          return p.stage === 'inference' && p.podId ? p : undefined;
+        },
+        { timeoutMs: 120_000, ignoreProbeErrors: true },
+      );
       const podId = busy.podId!;
       const pod = servers.runpod.pods().find((p) => p.id === podId);
       expect(pod?.status).toBe('RUNNING');
@@ -323,7 +272,7 @@ describe('RunPod scenarios on the sandbox', () => {
       const stopped = await waitFor(
         'the pod to stop itself',
         () => Promise.resolve(servers.runpod.pods().find((p) => p.id === podId && p.status === 'EXITED')),
-        60_000,
+        { timeoutMs: 60_000, ignoreProbeErrors: true },
       );
       expect(stopped.status).toBe('EXITED');
       const meter = servers.runpod.billing().pods.find((p) => p.podId === podId);

@@ -11,7 +11,7 @@ import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { loadConfig, type Env } from '../../src/config.js';
 import { workflowIds } from '../../src/shared/constants.js';
-import type { StudyWorkflowInput } from '../../src/shared/types.js';
+import type { StudyWorkflowInput } from '../../src/workflows/types.js';
 import type { studyWorkflow } from '../../src/workflows/index.js';
 import { createWorker } from '../../src/workers/worker.js';
 import { startSandboxServers } from '../../sandbox/daemon.js';
