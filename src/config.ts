@@ -9,6 +9,7 @@ export const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   /** Web UI base, printed next to workflow ids. */
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
+  /** The one task queue: the worker polls it and the CLI starts workflows and schedules on it. */
   TASK_QUEUE: z.string().min(1).default('gpu-study'),
 
   RUNPOD_API_KEY: z.string().min(1).optional(),

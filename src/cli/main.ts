@@ -17,7 +17,7 @@ import {
   type GateRecord,
 } from '../activities/analysis/index.js';
 import { ConfigError, loadConfig } from '../config.js';
-import { TASK_QUEUE, workflowIds } from '../shared/constants.js';
+import { workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
 import {
@@ -88,7 +88,8 @@ function studyArg(name: string): string {
   return name.replace(/-sandbox$/, '');
 }
 
-async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string }> {
+/** The client, the Web UI and the task queue, all from the same configuration the worker reads (TASK_QUEUE too). */
+async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: string; taskQueue: string }> {
   const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
     requireRunPodKey: false,
   });
@@ -99,7 +100,11 @@ async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: strin
       );
     },
   );
-  return { client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), uiUrl: config.TEMPORAL_UI_URL };
+  return {
+    client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }),
+    uiUrl: config.TEMPORAL_UI_URL,
+    taskQueue: config.TASK_QUEUE,
+  };
 }
 
 function gateHelp(studyName: string, sandbox: boolean, next: string): string {
@@ -204,13 +209,13 @@ async function start(args: string[]): Promise<number> {
       return EXIT.ok;
     }
   }
-  const { client, uiUrl } = await connect(values.sandbox);
-  if (values.sandbox) await installReaperSchedule(client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
+  const { client, uiUrl, taskQueue } = await connect(values.sandbox);
+  if (values.sandbox) await installReaperSchedule(client, { taskQueue, ...SANDBOX_REAPER });
   const workflowId = workflowIds.study(study.study);
   let handle;
   try {
     handle = await client.workflow.start('studyWorkflow', {
-      taskQueue: TASK_QUEUE,
+      taskQueue,
       workflowId,
       args: [{ study, startPhase: phaseId }],
       typedSearchAttributes: studyAttributes({ study: study.study }),
@@ -389,7 +394,8 @@ async function sandbox(args: string[]): Promise<number> {
   const action = parseSandboxArgs(args);
   if (action === 'up') {
     const s = await ensureSandbox({ rootDir: ROOT, log });
-    await installReaperSchedule((await connect(true)).client, { taskQueue: TASK_QUEUE, ...SANDBOX_REAPER });
+    const { client, taskQueue } = await connect(true);
+    await installReaperSchedule(client, { taskQueue, ...SANDBOX_REAPER });
     console.log(
       `Temporal ${s.temporalAddress} (UI http://localhost:8233), RunPod emulator ${s.info.runpodUrl}, HF ${s.info.hfUrl}`,
     );

@@ -1,6 +1,3 @@
-/** Task queue shared by the worker and every workflow start. */
-export const TASK_QUEUE = 'gpu-study';
-
 /** Prefix of every pod name this project creates; the reaper only ever touches pods carrying it. */
 export const POD_NAME_PREFIX = 'gpustudy';
 
