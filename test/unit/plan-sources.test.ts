@@ -11,7 +11,8 @@ import { startRunPodEmulator, type RunPodEmulator } from '../../sandbox/runpod-e
 import { HubClient } from '../../src/activities/hub/client.js';
 import { RunPodClient } from '../../src/activities/runpod/client.js';
 import { loadMetadataFile, type LoadedMetadata } from '../../src/plan/metadata.js';
-import { gatherFacts, writeMetadataFromFacts, type GatherFactsInput } from '../../src/plan/sources.js';
+import { writeMetadataFromFacts } from '../../src/plan/metadata-refresh.js';
+import { gatherFacts, type GatherFactsInput } from '../../src/plan/sources.js';
 import { loadStudyFile } from '../../src/study/load.js';
 import { PhaseSchema, type Phase } from '../../src/study/schema.js';
 
