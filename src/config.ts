@@ -20,6 +20,8 @@ export const EnvSchema = z.object({
   SSH_PRIVATE_KEY_PATH: z.string().min(1).optional(),
   SSH_PUBLIC_KEY_PATH: z.string().min(1).optional(),
   SSH_CONNECT_TIMEOUT_MS: z.coerce.number().int().positive().default(20_000),
+  /** How long one SSH operation keeps reconnecting after its connection dropped (backoff 0.25 s doubling to 8 s). */
+  SSH_RECONNECT_BUDGET_MS: z.coerce.number().int().min(0).default(60_000),
 
   /** Passed to `hf download` on the pod; unset means huggingface.co. */
   HF_ENDPOINT: z.url().optional(),

@@ -29,6 +29,7 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
   const connector = new SshPodConnector({
     privateKeyPath: config.SSH_PRIVATE_KEY_PATH,
     connectTimeoutMs: config.SSH_CONNECT_TIMEOUT_MS,
+    reconnectBudgetMs: config.SSH_RECONNECT_BUDGET_MS,
   });
   // The reaper asks the server who owns a pod; a plain client connection, separate from the worker's.
   const temporal = new Client({

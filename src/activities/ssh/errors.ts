@@ -21,6 +21,25 @@ export class SshError extends Error {
 }
 
 /**
+ * One operation kept losing its connection (or could not get a new one) until its reconnect budget was spent. Still a
+ * plain retryable SshError to Temporal (same `name`): the activity's retry takes over from here. Kind `connect` when
+ * the last try could not log in, `lost` when the last try was cut off.
+ */
+export class SshReconnectBudgetError extends SshError {
+  readonly details: { budgetMs: number; elapsedMs: number; reconnects: number };
+  constructor(o: { where: string; budgetMs: number; elapsedMs: number; reconnects: number; last: SshError }) {
+    super(
+      `${o.last.message} (gave up after ${o.reconnects} reconnect(s) in ${o.elapsedMs} ms: the reconnect budget of ` +
+        `${o.budgetMs} ms is spent)`,
+      o.where,
+      o.last.kind === 'connect' ? 'connect' : 'lost',
+    );
+    this.cause = o.last;
+    this.details = { budgetMs: o.budgetMs, elapsedMs: o.elapsedMs, reconnects: o.reconnects };
+  }
+}
+
+/**
  * The server at a pod's address presented a host key other than the pinned one (another machine, or someone in
  * between), or there was no pin to check it against. Not retryable: the reconnect logic and Temporal both stop.
  */

@@ -1,9 +1,12 @@
 // Public surface of the SSH system: the connector and reconnecting shell every pod-side system works through, shell
 // fragments, the activity's session, checksums and the typed errors.
-export { hostKeyFingerprint, ReconnectingPodShell, SshPodConnector } from './client.js';
-export type { ConnectOptions, ExecResult, PodConnector, PodShell } from './client.js';
+export { SshPodConnector } from './connector.js';
+export { hostKeyFingerprint } from './host-key.js';
+export type { ConnectOptions, ExecResult, PodConnector, PodShell } from './pod-shell.js';
+export { ReconnectingPodShell } from './reconnecting-shell.js';
+export type { ReconnectOptions } from './reconnecting-shell.js';
 export { sha256File } from './checksum.js';
-export { HostKeyMismatchError, RemoteCommandError, SshError } from './errors.js';
+export { HostKeyMismatchError, RemoteCommandError, SshError, SshReconnectBudgetError } from './errors.js';
 export type { SshErrorKind } from './errors.js';
 export {
   envPrefix,

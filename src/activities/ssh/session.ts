@@ -1,7 +1,8 @@
 // The SSH session an activity works in, and what every system does through it (checked commands, checksums).
 import { activityInfo, cancellationSignal, log } from '@temporalio/activity';
 import type { PodEndpoint } from './types.js';
-import { ReconnectingPodShell, type PodConnector, type PodShell } from './client.js';
+import type { PodConnector, PodShell } from './pod-shell.js';
+import { ReconnectingPodShell } from './reconnecting-shell.js';
 import { RemoteCommandError } from './errors.js';
 import { q } from './remote.js';
 
