@@ -24,6 +24,8 @@ export const CapacityUpdateSchema = z.strictObject({
 });
 export type CapacityUpdate = z.input<typeof CapacityUpdateSchema>;
 
+export const RateLimitWindowSchema = z.enum(['minute', 'hour', 'day']);
+
 const RequestMatch = {
   /** Only requests with this method (e.g. 'POST'). */
   method: z.string().optional(),
@@ -37,7 +39,10 @@ const RequestMatch = {
 // hostile-results: a hostile pod. Each harness run folder gets, as the run starts, a file whose name holds a newline
 // and `..`, a symlink `leak.json` to `linkTarget`, and a sparse `big.bin` of `oversizeBytes` (sandbox/runpod-emulator/
 // hostile.ts).
+// list-lag: the pod is left out of `GET /pods` for `afterMs` (from its creation, or from now for an existing pod), as
+// an eventually consistent list would; `GET /pods/{id}` finds it at once.
 export const PodFaultEffectSchema = z.enum([
+  'list-lag',
   'no-ports',
   'sshd-refuses',
   'error',
@@ -55,7 +60,9 @@ export const FaultSchema = z.discriminatedUnion('type', [
     status: z.number().int().min(500).max(599).default(500),
     count: z.number().int().min(1).default(1),
   }),
-  // The next `requests` authenticated /v2 requests (matching the filter) answer `status`.
+  // The next `requests` authenticated /v2 requests (matching the filter) answer `status`. A 429 says the minute
+  // window is exhausted (`Retry-After` and its `RateLimit` item both `retryAfterS`); `exhausted` lists other windows
+  // its `RateLimit` header reports at r=0, with their own reset (Retry-After covers only the exceeded window).
   z.strictObject({
     type: z.literal('storm'),
     status: z
@@ -64,6 +71,7 @@ export const FaultSchema = z.discriminatedUnion('type', [
       .refine((s) => s === 429 || (s >= 500 && s <= 599), 'status must be 429 or 5xx'),
     requests: z.number().int().min(1),
     retryAfterS: z.number().int().min(0).default(1),
+    exhausted: z.array(z.strictObject({ window: RateLimitWindowSchema, resetS: z.number().int().min(0) })).optional(),
     ...RequestMatch,
   }),
   // Delays the next `requests` matching requests before they are handled (client timeouts).
@@ -81,6 +89,14 @@ export const FaultSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('restricted-pool'),
     gpuTypeId: z.string().min(1),
+    enabled: z.boolean().default(true),
+  }),
+  // Creates (of this GPU type, or of any) answer 400 with `detail`: neither a capacity text nor a field error, like a
+  // rule of RunPod's the request breaks. `enabled: false` lifts it again.
+  z.strictObject({
+    type: z.literal('create-400'),
+    gpuTypeId: z.string().min(1).optional(),
+    detail: z.string().min(1).default('request could not be processed'),
     enabled: z.boolean().default(true),
   }),
   // The catalog reports HIGH everywhere while creates still follow the real capacity.

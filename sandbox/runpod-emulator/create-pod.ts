@@ -31,6 +31,9 @@ export async function createPod(ctx: PodContext, raw: unknown): Promise<Record<s
   checkCreateCrossFields(body, o.catalog.cpuFlavors);
 
   const dataCenterIds = volumeDataCenters(ctx, body);
+  // A 400 that is neither a capacity text nor a field error: a rule the request breaks.
+  const rejection = faults.createRejection(body.gpu?.id);
+  if (rejection !== null) throw new ProblemError(400, rejection);
   if (faults.insufficientBalance) throw insufficientBalance();
   const cloud: Cloud = body.cloud ?? 'SECURE';
   const placement: Placement = placePod({
@@ -85,6 +88,7 @@ export async function createPod(ctx: PodContext, raw: unknown): Promise<Record<s
     dir,
     authorizedKeys: env.PUBLIC_KEY ?? '',
     faults: { noPorts: false, sshdRefuses: false },
+    unlistedUntilMs: 0,
     hostile: null,
     hostKeySwaps: 0,
     timers: new Set(),

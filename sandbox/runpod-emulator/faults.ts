@@ -1,4 +1,4 @@
-// The book of injected faults: request storms and latency, account faults, create 5xx, pending pod rules.
+// The book of injected faults: request storms and latency, account faults, create 5xx and 400s, pending pod rules.
 import type { CapacityModel } from './catalog.js';
 import type { ParsedFault, PodFaultEffect } from './control.js';
 
@@ -12,11 +12,20 @@ export interface PodFaultParams {
 
 export interface FaultsSnapshot {
   create5xx: { status: number; remaining: number }[];
-  storms: { status: number; remaining: number; retryAfterS: number; method?: string; pathPrefix?: string }[];
+  storms: {
+    status: number;
+    remaining: number;
+    retryAfterS: number;
+    exhausted?: { window: 'minute' | 'hour' | 'day'; resetS: number }[];
+    method?: string;
+    pathPrefix?: string;
+  }[];
   latency: { delayMs: number; remaining: number; method?: string; pathPrefix?: string }[];
   insufficientBalance: boolean;
   forbiddenKeys: string[];
   restrictedGpuTypes: string[];
+  /** From 'create-400': creates of `gpuTypeId` (of any type when unset) answer 400 with `detail`. */
+  rejectedCreates: { gpuTypeId?: string; detail: string }[];
   staleCatalog: boolean;
   podRules: ({ effect: PodFaultEffect; namePrefix?: string; remaining: number } & PodFaultParams)[];
 }
@@ -54,6 +63,12 @@ export class FaultBook {
     return this.#f.restrictedGpuTypes.includes(gpuTypeId);
   }
 
+  /** The 400 detail a create of this GPU type (undefined: a CPU pod) gets from a 'create-400' fault, or null. */
+  createRejection(gpuTypeId: string | undefined): string | null {
+    const hit = this.#f.rejectedCreates.find((r) => r.gpuTypeId === undefined || r.gpuTypeId === gpuTypeId);
+    return hit?.detail ?? null;
+  }
+
   /** Books one fault. A 'pod' fault becomes a rule for pods to come: one with a podId is the caller's to apply. */
   inject(fault: ParsedFault): void {
     const f = this.#f;
@@ -75,6 +90,7 @@ export class FaultBook {
             status: fault.status,
             remaining: fault.requests,
             retryAfterS: fault.retryAfterS,
+            exhausted: fault.exhausted,
             method: fault.method?.toUpperCase(),
             pathPrefix: fault.pathPrefix,
           }),
@@ -99,6 +115,12 @@ export class FaultBook {
       case 'restricted-pool':
         f.restrictedGpuTypes = toggle(f.restrictedGpuTypes, fault.gpuTypeId, fault.enabled);
         return;
+      case 'create-400': {
+        const rest = f.rejectedCreates.filter((r) => r.gpuTypeId !== fault.gpuTypeId);
+        const entry = stripUndefined({ gpuTypeId: fault.gpuTypeId, detail: fault.detail });
+        f.rejectedCreates = fault.enabled ? [...rest, entry] : rest;
+        return;
+      }
       case 'stale-catalog':
         f.staleCatalog = fault.enabled;
         this.#catalog.staleCatalog = fault.enabled;
@@ -162,6 +184,7 @@ function emptyFaults(): FaultsSnapshot {
     insufficientBalance: false,
     forbiddenKeys: [],
     restrictedGpuTypes: [],
+    rejectedCreates: [],
     staleCatalog: false,
     podRules: [],
   };

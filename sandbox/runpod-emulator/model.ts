@@ -117,6 +117,8 @@ export interface PodRecord {
   dir: string;
   authorizedKeys: string;
   faults: { noPorts: boolean; sshdRefuses: boolean };
+  /** Left out of `GET /pods` until this time (epoch ms; the 'list-lag' fault). 0: listed from creation. */
+  unlistedUntilMs: number;
   /** Set by the 'hostile-results' fault: the pod's PATH starts with the planting shim. */
   hostile: HostileResultsSettings | null;
   /** Host key swaps done by the 'host-key-swap' fault. */

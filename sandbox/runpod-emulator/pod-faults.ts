@@ -1,4 +1,5 @@
-// The effects of a 'pod' fault on one pod: no ports, refused logins, errors, vanishing, drops, key swaps, hostility.
+// The effects of a 'pod' fault on one pod: list lag, no ports, refused logins, errors, vanishing, drops, key swaps,
+// hostility.
 import { writeFile } from 'node:fs/promises';
 import type { PodFaultEffect } from './control.js';
 import type { PodFaultParams } from './faults.js';
@@ -21,6 +22,9 @@ export class PodFaults {
     const { afterMs } = params;
     this.#o.log(`fault: pod ${pod.id} ${effect}${afterMs > 0 ? ` after ${afterMs} ms` : ''}`);
     switch (effect) {
+      case 'list-lag':
+        pod.unlistedUntilMs = Date.now() + afterMs;
+        return;
       case 'hostile-results':
         pod.hostile = { linkTarget: params.linkTarget, oversizeBytes: params.oversizeBytes };
         writeHostileShim(pod.dir, pod.hostile);

@@ -17,7 +17,7 @@ const WINDOWS = [
   { name: 'day', seconds: 86_400 },
 ] as const;
 
-type WindowName = (typeof WINDOWS)[number]['name'];
+export type WindowName = (typeof WINDOWS)[number]['name'];
 
 interface Bucket {
   used: number;
@@ -29,6 +29,22 @@ export interface RateLimitDecision {
   headers: Record<string, string>;
   /** When refused: the first exhausted window and its reset, in whole seconds. */
   exceeded?: { window: WindowName; retryAfterS: number };
+}
+
+/**
+ * A `RateLimit` header with these windows reported exhausted (`r=0`, `t=resetS`) and every other item kept: what an
+ * injected 429 says about the windows it pretends to have used up.
+ */
+export function withExhaustedWindows(header: string, exhausted: { window: WindowName; resetS: number }[]): string {
+  const items = new Map<string, string>();
+  for (const item of header.split(',')) {
+    const name = /^\s*"([^"]+)"/.exec(item)?.[1];
+    if (name) items.set(name, item.trim());
+  }
+  for (const e of exhausted) items.set(e.window, `"${e.window}";r=0;t=${e.resetS}`);
+  return WINDOWS.map((w) => items.get(w.name))
+    .filter((i) => i !== undefined)
+    .join(', ');
 }
 
 export class RateLimiter {

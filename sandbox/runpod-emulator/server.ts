@@ -7,6 +7,7 @@ import { CapacityUpdateSchema, FaultsBodySchema, RateLimitsUpdateSchema } from '
 import type { ParsedFault } from './control.js';
 import { openApiStub } from './openapi.js';
 import { ProblemError } from './problems.js';
+import { withExhaustedWindows } from './rate-limit.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { EmulatorState } from './state.js';
 
@@ -272,6 +273,11 @@ async function handle(
   if (storm) {
     if (storm.status === 429) {
       extraHeaders['Retry-After'] = String(storm.retryAfterS);
+      // Like a real exhausted window: the RateLimit header agrees with Retry-After, plus any other exhausted windows.
+      extraHeaders.RateLimit = withExhaustedWindows(extraHeaders.RateLimit ?? '', [
+        { window: 'minute', resetS: storm.retryAfterS },
+        ...(storm.exhausted ?? []),
+      ]);
       return finish(problemReply(new ProblemError(429, 'rate limit exceeded for the minute window')), sub);
     }
     return finish(problemReply(new ProblemError(storm.status, 'internal error')), sub);

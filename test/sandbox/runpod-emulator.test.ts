@@ -592,6 +592,62 @@ describe('pods: timeline, sshd, actions, faults, billing', () => {
     expect(r.headers.get('retry-after')).toBe('7');
   });
 
+  it('fault: a storm 429 reports its exhausted windows in RateLimit, agreeing with Retry-After', async () => {
+    emu.injectFault({ type: 'storm', status: 429, requests: 1, retryAfterS: 2 });
+    const plain = await api('GET', '/pods');
+    expect(plain.status).toBe(429);
+    expect(plain.headers.get('retry-after')).toBe('2');
+    expect(plain.headers.get('ratelimit')).toMatch(/^"minute";r=0;t=2, "hour";r=\d+;t=\d+, "day";r=\d+;t=\d+$/);
+    expect(plain.headers.get('ratelimit-policy')).toMatch(/^"minute";q=\d+;w=60/);
+
+    emu.injectFault({
+      type: 'storm',
+      status: 429,
+      requests: 1,
+      retryAfterS: 2,
+      exhausted: [{ window: 'day', resetS: 9 }],
+    });
+    const more = await api('GET', '/pods');
+    expect(more.headers.get('retry-after')).toBe('2');
+    expect(more.headers.get('ratelimit')).toMatch(/^"minute";r=0;t=2, "hour";r=\d+;t=\d+, "day";r=0;t=9$/);
+  });
+
+  it('fault: list-lag keeps a new pod out of GET /pods for a while; GET /pods/{id} finds it at once', async () => {
+    const name = `lagging-${Date.now()}`;
+    emu.injectFault({ type: 'pod', effect: 'list-lag', namePrefix: name, afterMs: 600 });
+    const created = Date.now();
+    const pod = await createPod({ name, ports: [] });
+    const listed = async () => (await api<PodList>('GET', '/pods')).body.pods.some((p) => p.id === pod.id);
+    expect(await listed()).toBe(false);
+    expect((await api('GET', `/pods/${pod.id}`)).status).toBe(200);
+    await waitFor(listed);
+    expect(Date.now() - created).toBeGreaterThanOrEqual(550);
+    // Only the matching pod lags.
+    const other = await createPod({ ports: [] });
+    expect(await (async () => (await api<PodList>('GET', '/pods')).body.pods.some((p) => p.id === other.id))()).toBe(
+      true,
+    );
+    await api('DELETE', `/pods/${pod.id}`);
+    await api('DELETE', `/pods/${other.id}`);
+  });
+
+  it('fault: create-400 answers a 400 that is neither capacity nor a field error, per GPU type', async () => {
+    emu.injectFault({ type: 'create-400', gpuTypeId: 'NVIDIA L40S', detail: 'this pool is paused' });
+    try {
+      const refused = await api<Problem>('POST', '/pods', { body: podBody({ ports: [] }) });
+      expect(refused.status).toBe(400);
+      expect(refused.body).toEqual({ detail: 'this pool is paused', status: 400, title: 'Bad Request' });
+      const other = await createPod({ gpu: { id: 'NVIDIA RTX A6000', count: 1 }, ports: [] });
+      await api('DELETE', `/pods/${other.id}`);
+      expect(emu.state().faults.rejectedCreates).toEqual([{ gpuTypeId: 'NVIDIA L40S', detail: 'this pool is paused' }]);
+    } finally {
+      emu.injectFault({ type: 'create-400', gpuTypeId: 'NVIDIA L40S', enabled: false });
+    }
+    expect(emu.state().faults.rejectedCreates).toEqual([]);
+    const again = await createPod({ ports: [] });
+    await api('DELETE', `/pods/${again.id}`);
+  });
+
   it('bills price x count per second from creation until deletion', async () => {
     const pod = await createPod({ gpu: { id: 'NVIDIA H100 80GB HBM3', count: 2 }, ports: [] });
     expect(pod.cost).toBeCloseTo(5.38);

@@ -63,7 +63,7 @@ function activities(
       connector,
       publicKey,
       pollIntervalMs: 100,
-      lostCreateRecheckMs: 300,
+      lostCreateLookupMs: 300,
       maxRateLimitWaitMs: 5_000,
       ...opts,
     }),
@@ -76,9 +76,14 @@ function newName(): string {
   return name;
 }
 
-/** Runs an activity in a mock activity context; collects its heartbeats. */
-async function run<I, O>(fn: (input: I) => Promise<O>, input: I, beats: unknown[] = []): Promise<O> {
-  const env = new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
+/** Runs an activity in a mock activity context (attempt 1 unless `info` says otherwise); collects its heartbeats. */
+async function run<I, O>(
+  fn: (input: I) => Promise<O>,
+  input: I,
+  beats: unknown[] = [],
+  info: { attempt?: number; heartbeatDetails?: unknown } = {},
+): Promise<O> {
+  const env = new MockActivityEnvironment({ attempt: 1, ...info }, { logger: new DefaultLogger('ERROR') });
   env.on('heartbeat', (d: unknown) => beats.push(d));
   return env.run(fn, input);
 }
@@ -210,11 +215,11 @@ describe('reservePod classifications', () => {
     expect(outcomes(out.attempts)).toEqual(['0:server-error', '1:created']);
   });
 
-  it('create timed out but the pod shows up: adopted on the second look', async () => {
+  it('create timed out but the pod shows up: adopted while looking by name', async () => {
     // The emulator holds the request 1.5 s and then creates the pod; the client gave up after 0.5 s.
     emu.injectFault({ type: 'latency', delayMs: 1_500, requests: 1, method: 'POST', pathPrefix: '/pods' });
     const name = newName();
-    const out = await run(activities({ timeoutMs: 500, lostCreateRecheckMs: 2_500 }).reservePod, {
+    const out = await run(activities({ timeoutMs: 500, lostCreateLookupMs: 3_000 }).reservePod, {
       podName: name,
       target,
     });
@@ -223,10 +228,10 @@ describe('reservePod classifications', () => {
     expect(emu.billing().pods.filter((p) => p.name === name)).toHaveLength(1);
   });
 
-  it('create timed out and the pod shows up only after the next candidate won: the duplicate is removed', async () => {
+  it('create timed out and the pod shows up only after the look window: the by-name sweep removes it', async () => {
     emu.injectFault({ type: 'latency', delayMs: 1_500, requests: 1, method: 'POST', pathPrefix: '/pods' });
     const name = newName();
-    const acts = activities({ timeoutMs: 500, lostCreateRecheckMs: 100 });
+    const acts = activities({ timeoutMs: 500, lostCreateLookupMs: 100 });
     const out = await run(acts.reservePod, { podName: name, target });
     expect(outcomes(out.attempts)).toEqual(['0:server-error', '1:created']);
     // The late pod appears after the reserve returned: the session's by-name sweep removes it.
@@ -315,6 +320,155 @@ describe('reservePod classifications', () => {
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toMatch(/\$\.mounts\.persistent\.size/);
     expect(outcomes(attemptsOf(f))).toEqual(['0:invalid-request']);
+  });
+});
+
+describe('reservePod: lost create answers and duplicates', () => {
+  const podsNamed = (name: string) => emu.pods().filter((p) => p.name === name);
+
+  it('create answered 5xx and the list shows the pod only 3.5 s later: adopted after looking, never created twice', async () => {
+    const name = newName();
+    emu.injectFault({ type: 'create-5xx', status: 502, count: 1 });
+    emu.injectFault({ type: 'pod', effect: 'list-lag', namePrefix: name, afterMs: 3_500 });
+    const before = createCalls();
+    const beats: unknown[] = [];
+    const out = await run(activities({ lostCreateLookupMs: 10_000 }).reservePod, { podName: name, target }, beats);
+    expect(outcomes(out.attempts)).toEqual(['0:adopted']);
+    expect(out.attempts[0]?.detail).toMatch(/created despite.*502/);
+    expect(createCalls() - before).toBe(1);
+    expect(emu.billing().pods.filter((p) => p.name === name)).toHaveLength(1);
+    // It heartbeated while it looked, and said when the answer was lost (a retry resumes the look from there).
+    const looking = beats.filter((b) => typeof (b as { looking?: unknown }).looking === 'string');
+    expect(looking.length).toBeGreaterThan(3);
+    expect((looking.at(-1) as { lostCreateAt?: unknown }).lostCreateAt).toEqual(expect.any(String));
+  });
+
+  it('a retry resumes the look of the attempt that lost the create answer', async () => {
+    const name = newName();
+    // The attempt before lost the answer of this create; its pod shows in the list only 1.5 s later.
+    emu.injectFault({ type: 'pod', effect: 'list-lag', namePrefix: name, afterMs: 1_500 });
+    const client = new RunPodClient({ apiKey: API_KEY, baseUrl: emu.url });
+    const lost = await client.createPod(createRequest(name, target, target.candidates[0]!, publicKey, 0));
+    const before = createCalls();
+    const out = await run(activities({ lostCreateLookupMs: 10_000 }).reservePod, { podName: name, target }, [], {
+      attempt: 2,
+      heartbeatDetails: { podName: name, lostCreateAt: new Date().toISOString() },
+    });
+    expect(outcomes(out.attempts)).toEqual(['0:adopted']);
+    expect(out.pod.podId).toBe(lost.id);
+    expect(createCalls()).toBe(before);
+  });
+
+  it('a lost pod that surfaces after the look, while the new pod is not listed yet: the lost one is terminated', async () => {
+    const name = newName();
+    const client = new RunPodClient({ apiKey: API_KEY, baseUrl: emu.url });
+    // The attempt before lost this create's answer; its pod is listed only 500 ms from now, after this attempt's look.
+    emu.injectFault({ type: 'pod', effect: 'list-lag', namePrefix: name, afterMs: 500 });
+    const lost = await client.createPod(createRequest(name, target, target.candidates[0]!, publicKey, 0));
+    // The create this attempt makes takes 1 s, and its pod is listed only 10 s later.
+    emu.injectFault({ type: 'pod', effect: 'list-lag', namePrefix: name, afterMs: 10_000 });
+    emu.injectFault({ type: 'latency', delayMs: 1_000, requests: 1, method: 'POST', pathPrefix: '/pods' });
+    const out = await run(activities({ lostCreateLookupMs: 300 }).reservePod, { podName: name, target }, [], {
+      attempt: 2,
+      heartbeatDetails: { podName: name, lostCreateAt: new Date().toISOString() },
+    });
+    expect(outcomes(out.attempts)).toEqual(['0:created']);
+    expect(out.pod.podId).not.toBe(lost.id);
+    expect(out.attempts[0]?.detail).toContain(`terminated duplicate pod(s) under the same name: ${lost.id}`);
+    expect(podsNamed(name).map((p) => p.id)).toEqual([out.pod.podId]);
+    names = names.filter((n) => n !== name); // two pods were billed under this name, by construction
+    await run(activities().terminatePod, { podId: out.pod.podId });
+  });
+
+  it('two live pods under the name: the oldest is adopted and the other terminated at once', async () => {
+    const name = newName();
+    const client = new RunPodClient({ apiKey: API_KEY, baseUrl: emu.url });
+    const first = await client.createPod(createRequest(name, target, target.candidates[1]!, publicKey, 1));
+    const second = await client.createPod(createRequest(name, target, target.candidates[0]!, publicKey, 0));
+    const out = await run(activities().reservePod, { podName: name, target });
+    expect(out.pod.podId).toBe(first.id);
+    expect(outcomes(out.attempts)).toEqual(['1:adopted']);
+    expect(out.attempts[0]?.detail).toContain(`terminated duplicate pod(s) under the same name: ${second.id}`);
+    // Gone when the reserve returns, not at session end.
+    expect(podsNamed(name).map((p) => p.id)).toEqual([first.id]);
+    expect(emu.billing().pods.find((p) => p.podId === second.id)?.accruing).toBe(false);
+    names = names.filter((n) => n !== name); // two pods under one name were created on purpose here
+    await run(activities().terminatePod, { podId: first.id });
+  });
+});
+
+describe('reservePod: rate limits', () => {
+  it('429 whose RateLimit header shows another exhausted window: waits for that reset, not only Retry-After', async () => {
+    emu.injectFault({
+      type: 'storm',
+      status: 429,
+      requests: 1,
+      retryAfterS: 1,
+      exhausted: [{ window: 'hour', resetS: 3 }],
+      method: 'POST',
+      pathPrefix: '/pods',
+    });
+    const started = Date.now();
+    const out = await run(activities().reservePod, { podName: newName(), target });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
+    expect(outcomes(out.attempts)).toEqual(['0:rate-limited', '0:created']);
+    expect(out.attempts[0]?.detail).toMatch(/waiting 3000 ms/);
+  });
+
+  it('the in-place wait is a time budget, not a count: six 1 s waits fit in 8 s', async () => {
+    emu.injectFault({ type: 'storm', status: 429, requests: 6, retryAfterS: 1, method: 'POST', pathPrefix: '/pods' });
+    const out = await run(activities({ maxRateLimitWaitMs: 8_000 }).reservePod, { podName: newName(), target });
+    expect(outcomes(out.attempts)).toEqual([...Array<string>(6).fill('0:rate-limited'), '0:created']);
+  });
+
+  it('a budget spent: retryable, with the wait still needed as the next retry delay', async () => {
+    emu.injectFault({ type: 'storm', status: 429, requests: 3, retryAfterS: 2, method: 'POST', pathPrefix: '/pods' });
+    const f = await failure(run(activities({ maxRateLimitWaitMs: 3_000 }).reservePod, { podName: newName(), target }));
+    expect(f.type).toBe('RunPodRateLimitedError');
+    expect(f.nonRetryable).toBe(false);
+    expect(f.nextRetryDelay).toBe(2_000);
+    expect(outcomes(attemptsOf(f))).toEqual(['0:rate-limited', '0:rate-limited']);
+  });
+
+  it('terminatePod rides out a 429 on DELETE', async () => {
+    const out = await run(activities().reservePod, { podName: newName(), target });
+    emu.injectFault({ type: 'storm', status: 429, requests: 1, retryAfterS: 1, method: 'DELETE' });
+    const t = await run(activities().terminatePod, { podId: out.pod.podId });
+    expect(t.alreadyGone).toBe(false);
+    const deletes = emu.calls().filter((c) => c.method === 'DELETE' && c.path === `/pods/${out.pod.podId}`);
+    expect(deletes.map((c) => c.status)).toEqual([429, 204]);
+  });
+});
+
+describe('reservePod: a 400 that is neither capacity nor a field error', () => {
+  it('on one candidate: the next candidate is tried', async () => {
+    emu.injectFault({ type: 'create-400', gpuTypeId: H100, detail: 'GPU type is not available for this account' });
+    const out = await run(activities().reservePod, { podName: newName(), target });
+    expect(outcomes(out.attempts)).toEqual(['0:rejected', '1:created']);
+    expect(out.attempts[0]?.detail).toBe('400 GPU type is not available for this account');
+  });
+
+  it('on every candidate: non-retryable, listing every candidate and its answer', async () => {
+    emu.injectFault({ type: 'create-400', gpuTypeId: H100, detail: 'rule one' });
+    emu.injectFault({ type: 'create-400', gpuTypeId: L40S, detail: 'rule two' });
+    emu.injectFault({ type: 'create-400', gpuTypeId: A6000, detail: 'rule three' });
+    const f = await failure(run(activities().reservePod, { podName: newName(), target }));
+    expect(f.type).toBe('RunPodValidationError');
+    expect(f.nonRetryable).toBe(true);
+    expect(outcomes(attemptsOf(f))).toEqual(['0:rejected', '1:rejected', '2:rejected']);
+    expect(f.message).toMatch(/#0 NVIDIA H100 80GB HBM3 \[US-KS-2\]: rejected \(400 rule one\)/);
+    expect(f.message).toMatch(/#1 NVIDIA L40S \[EU-RO-1\]: rejected \(400 rule two\)/);
+    expect(f.message).toMatch(/#2 NVIDIA RTX A6000 \[US-TX-3\]: rejected \(400 rule three\)/);
+  });
+
+  it('on some candidates and no capacity on the others: retryable, capacity may come back', async () => {
+    emu.injectFault({ type: 'create-400', gpuTypeId: H100, detail: 'rule one' });
+    emu.setCapacity({ cells: [{ gpuTypeId: L40S, dataCenterId: 'EU-RO-1', freeGpus: 0 }] });
+    emu.setCapacity({ cells: [{ gpuTypeId: A6000, dataCenterId: 'US-TX-3', freeGpus: 0 }] });
+    const f = await failure(run(activities().reservePod, { podName: newName(), target }));
+    expect(f.type).toBe('RunPodNoCapacityError');
+    expect(f.nonRetryable).toBe(false);
+    expect(outcomes(attemptsOf(f))).toEqual(['0:rejected', '1:no-capacity', '2:no-capacity']);
   });
 });
 

@@ -203,17 +203,18 @@ describe('RunPodClient against the emulator', () => {
     expect(err).toBeInstanceOf(RunPodNotFoundError);
   });
 
-  it('waits out one 429 Retry-After on GET, but not twice and never on POST', async () => {
+  it('waits out 429s on GET within its time budget, fails once the budget is spent, and never repeats a POST', async () => {
     const pod = await client.createPod(spec({ ports: [] }));
-    emu.injectFault({ type: 'storm', status: 429, requests: 1, retryAfterS: 1, method: 'GET' });
+    emu.injectFault({ type: 'storm', status: 429, requests: 2, retryAfterS: 1, method: 'GET' });
     const t0 = Date.now();
     expect((await client.getPod(pod.id))?.id).toBe(pod.id);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_900);
 
+    const tight = new RunPodClient({ apiKey: API_KEY, baseUrl: emu.url, maxRetryAfterMs: 1_500 });
     emu.injectFault({ type: 'storm', status: 429, requests: 2, retryAfterS: 1, method: 'GET' });
-    const twice = await rejection(client.getPod(pod.id));
-    expect(twice).toBeInstanceOf(RunPodRateLimitedError);
-    expect((twice as RunPodRateLimitedError).retryAfterS).toBe(1);
+    const spent = await rejection(tight.getPod(pod.id));
+    expect(spent).toBeInstanceOf(RunPodRateLimitedError);
+    expect((spent as RunPodRateLimitedError).retryAfterS).toBe(1);
 
     emu.injectFault({ type: 'storm', status: 429, requests: 1, retryAfterS: 1, method: 'POST' });
     const before = emu.calls().length;
@@ -225,6 +226,43 @@ describe('RunPodClient against the emulator', () => {
         .slice(before)
         .filter((c) => c.method === 'POST'),
     ).toHaveLength(1);
+    await client.deletePod(pod.id);
+  });
+
+  it('waits out a 429 on DELETE as on GET', async () => {
+    const pod = await client.createPod(spec({ ports: [] }));
+    emu.injectFault({ type: 'storm', status: 429, requests: 1, retryAfterS: 1, method: 'DELETE' });
+    expect(await client.deletePod(pod.id)).toBe(true);
+    const deletes = emu.calls().filter((c) => c.method === 'DELETE' && c.path === `/pods/${pod.id}`);
+    expect(deletes.map((c) => c.status)).toEqual([429, 204]);
+    expect(await client.getPod(pod.id)).toBeNull();
+  });
+
+  it('waits for the latest reset of every exhausted RateLimit window, not only Retry-After', async () => {
+    const pod = await client.createPod(spec({ ports: [] }));
+    const storm = { type: 'storm', status: 429, requests: 1, retryAfterS: 1, method: 'GET' } as const;
+    emu.injectFault({ ...storm, exhausted: [{ window: 'hour', resetS: 3 }] });
+    const t0 = Date.now();
+    expect((await client.getPod(pod.id))?.id).toBe(pod.id);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_900);
+
+    // A budget shorter than that wait: fails at once, saying how long to wait.
+    const tight = new RunPodClient({ apiKey: API_KEY, baseUrl: emu.url, maxRetryAfterMs: 2_000 });
+    emu.injectFault({
+      ...storm,
+      exhausted: [
+        { window: 'hour', resetS: 3 },
+        { window: 'day', resetS: 5 },
+      ],
+    });
+    const t1 = Date.now();
+    const err = await rejection(tight.getPod(pod.id));
+    expect(Date.now() - t1).toBeLessThan(900);
+    expect(err).toBeInstanceOf(RunPodRateLimitedError);
+    const e = err as RunPodRateLimitedError;
+    expect(e.retryAfterS).toBe(1);
+    expect(e.exhaustedResetS).toBe(5);
+    expect(e.waitMs).toBe(5_000);
     await client.deletePod(pod.id);
   });
 

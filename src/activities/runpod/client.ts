@@ -1,4 +1,5 @@
-// RunPod REST v2 client: pods only, global fetch, typed errors, no retries (Temporal owns retries).
+// RunPod REST v2 client: pods only, global fetch, typed errors, no retries (Temporal owns retries) except waiting out
+// a 429 on a read or a delete.
 import type { z } from 'zod';
 import {
   RunPodApiError,
@@ -42,7 +43,11 @@ export interface RunPodClientOptions {
   baseUrl?: string;
   /** Deadline for one HTTP exchange, body included, in ms. Default 30 000. */
   timeoutMs?: number;
-  /** Longest `Retry-After` a GET waits out once before failing with RunPodRateLimitedError, in ms. Default 30 000. */
+  /**
+   * Time budget of one GET or DELETE for waiting out 429s, in ms: each wait is the larger of `Retry-After` and the
+   * reset of every exhausted `RateLimit` window, and a wait that would end past the budget fails at once with
+   * RunPodRateLimitedError. POSTs are never repeated. Default 30 000.
+   */
   maxRetryAfterMs?: number;
   /** Transport seam; defaults to the global fetch. */
   fetch?: typeof fetch;
@@ -51,8 +56,8 @@ export interface RunPodClientOptions {
 export const DEFAULT_RUNPOD_BASE_URL = 'https://api.runpod.io/v2';
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
-// SkyPilot waits 1 s when a 429 has no Retry-After.
-const MISSING_RETRY_AFTER_S = 1;
+// A 429 comes before RunPod does anything, and these are idempotent: repeating one is safe. A POST never is repeated.
+const REPEATED_ON_429: ReadonlySet<string> = new Set(['GET', 'DELETE']);
 // A server that keeps handing out cursors must not loop us for ever.
 const MAX_PAGES = 10_000;
 
@@ -195,15 +200,14 @@ export class RunPodClient implements RunPodApi {
   }
 
   async #request<T>(args: RequestArgs<T>): Promise<Response<T>> {
-    // Honour Retry-After at most once, and only on reads: a POST is never repeated by the client.
-    for (let attempt = 1; ; attempt++) {
+    const budgetEndsAt = Date.now() + this.#maxRetryAfterMs;
+    for (;;) {
       try {
         return await this.#once(args);
       } catch (err) {
-        if (!(err instanceof RunPodRateLimitedError) || args.method !== 'GET' || attempt > 1) throw err;
-        const waitMs = (err.retryAfterS ?? MISSING_RETRY_AFTER_S) * 1000;
-        if (waitMs > this.#maxRetryAfterMs) throw err;
-        await sleepMs(waitMs, args.signal);
+        if (!(err instanceof RunPodRateLimitedError) || !REPEATED_ON_429.has(args.method)) throw err;
+        if (Date.now() + err.waitMs > budgetEndsAt) throw err;
+        await sleepMs(err.waitMs, args.signal);
       }
     }
   }
@@ -224,6 +228,7 @@ export class RunPodClient implements RunPodApi {
     let text: string;
     let requestId: string | undefined;
     let retryAfter: string | null;
+    let rateLimit: string | null;
     try {
       const res = await this.#fetch(url, {
         method,
@@ -234,6 +239,7 @@ export class RunPodClient implements RunPodApi {
       status = res.status;
       requestId = res.headers.get('x-request-id') ?? undefined;
       retryAfter = res.headers.get('retry-after');
+      rateLimit = res.headers.get('ratelimit');
       text = await res.text();
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
@@ -257,7 +263,7 @@ export class RunPodClient implements RunPodApi {
     }
     throw classifyHttpError(
       { status, method, path, requestId, ...problemOf(text, status) },
-      parseRetryAfterS(retryAfter),
+      { retryAfterS: parseRetryAfterS(retryAfter), exhaustedResetS: parseExhaustedResetS(rateLimit) },
     );
   }
 }
@@ -293,6 +299,26 @@ function parseRetryAfterS(header: string | null): number | undefined {
   if (Number.isFinite(s) && s >= 0) return s;
   const at = Date.parse(header);
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+/**
+ * The latest reset among the windows of a `RateLimit` header that have nothing left, in seconds, or undefined.
+ * The header is a structured-field list (draft-ietf-httpapi-ratelimit-headers): `"minute";r=0;t=12, "hour";r=2800;t=1812`.
+ */
+function parseExhaustedResetS(header: string | null): number | undefined {
+  if (!header) return undefined;
+  let latest: number | undefined;
+  for (const item of header.split(',')) {
+    const remaining = intParam(item, /;\s*r\s*=\s*(\d+)/);
+    const resetS = intParam(item, /;\s*t\s*=\s*(\d+)/);
+    if (remaining === 0 && resetS !== undefined) latest = Math.max(latest ?? 0, resetS);
+  }
+  return latest;
+}
+
+function intParam(item: string, pattern: RegExp): number | undefined {
+  const m = pattern.exec(item)?.[1];
+  return m === undefined ? undefined : Number(m);
 }
 
 function errorText(err: unknown): string {

@@ -83,14 +83,32 @@ export class RunPodNoCapacityError extends RunPodApiError {
   override readonly kind = 'no-capacity';
 }
 
-/** 429. `retryAfterS` is the server's `Retry-After` (integer seconds), when sent. */
+/** What a 429 says about when to come back. */
+export interface RateLimitHint {
+  /** The `Retry-After` header (integer seconds), when sent. It covers only the window that was exceeded. */
+  retryAfterS?: number | undefined;
+  /** The latest reset (`t`, seconds) among the `RateLimit` header's windows with nothing left (`r=0`), when any. */
+  exhaustedResetS?: number | undefined;
+}
+
+// SkyPilot waits 1 s when a 429 has no Retry-After; it is also the floor, so a `Retry-After: 0` cannot spin.
+const MIN_RATE_LIMIT_WAIT_S = 1;
+
+/** 429. Wait {@link waitMs} before the same call: every exhausted window must reset, not just the one exceeded. */
 export class RunPodRateLimitedError extends RunPodApiError {
   override readonly name: string = RunPodErrorNames.rateLimited;
   override readonly kind = 'rate-limited';
   readonly retryAfterS: number | undefined;
-  constructor(ctx: RunPodErrorContext & { retryAfterS: number | undefined }) {
+  readonly exhaustedResetS: number | undefined;
+  constructor(ctx: RunPodErrorContext & RateLimitHint) {
     super(ctx);
     this.retryAfterS = ctx.retryAfterS;
+    this.exhaustedResetS = ctx.exhaustedResetS;
+  }
+
+  /** The larger of `Retry-After` and the reset of every exhausted `RateLimit` window, at least 1 s, in ms. */
+  get waitMs(): number {
+    return Math.max(MIN_RATE_LIMIT_WAIT_S, this.retryAfterS ?? MIN_RATE_LIMIT_WAIT_S, this.exhaustedResetS ?? 0) * 1000;
   }
 }
 
@@ -122,6 +140,20 @@ export class RunPodValidationError extends RunPodApiError {
    */
   get fields(): string[] {
     return fieldsOf(this.errors);
+  }
+}
+
+/**
+ * Every GPU candidate's create was refused with a 400 that is neither a capacity shortage nor a field error: the
+ * request breaks a rule of RunPod's (the contract: "if every candidate gives 400, it is a rule violation"). Same name
+ * as RunPodValidationError, so it is never retried; `details` holds every candidate's attempt, and the message every
+ * candidate's answer.
+ */
+export class RunPodCreateRejectedError extends RunPodValidationError {
+  readonly details: unknown;
+  constructor(ctx: RunPodErrorContext & { details: unknown }) {
+    super(ctx);
+    this.details = ctx.details;
   }
 }
 
@@ -177,12 +209,25 @@ export function isNoCapacity(status: number, detail: string): boolean {
   return status === 400 && NO_CAPACITY_DETAIL.test(detail);
 }
 
+/** API trouble that the same call may get past later: 5xx, no answer, no connection, 429. */
+export function isTransientApiError(err: unknown): boolean {
+  return (
+    err instanceof RunPodServerError ||
+    err instanceof RunPodTimeoutError ||
+    err instanceof RunPodNetworkError ||
+    err instanceof RunPodRateLimitedError
+  );
+}
+
 /**
  * Builds the typed error for an HTTP error response.
  * @param ctx request and problem-body context; `status` must be set.
- * @param retryAfterS parsed `Retry-After` header (seconds), used for 429.
+ * @param rateLimit parsed `Retry-After` and `RateLimit` headers, used for 429.
  */
-export function classifyHttpError(ctx: RunPodErrorContext & { status: number }, retryAfterS?: number): RunPodApiError {
+export function classifyHttpError(
+  ctx: RunPodErrorContext & { status: number },
+  rateLimit: RateLimitHint = {},
+): RunPodApiError {
   const { status } = ctx;
   if (status === 400)
     return isNoCapacity(status, ctx.detail) ? new RunPodNoCapacityError(ctx) : new RunPodValidationError(ctx);
@@ -192,7 +237,7 @@ export function classifyHttpError(ctx: RunPodErrorContext & { status: number }, 
   if (status === 404) return new RunPodNotFoundError(ctx);
   if (status === 409) return new RunPodConflictError(ctx);
   if (status === 422) return new RunPodValidationError(ctx);
-  if (status === 429) return new RunPodRateLimitedError({ ...ctx, retryAfterS });
+  if (status === 429) return new RunPodRateLimitedError({ ...ctx, ...rateLimit });
   if (status >= 500) return new RunPodServerError(ctx);
   return new RunPodApiError(ctx);
 }

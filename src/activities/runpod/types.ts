@@ -5,6 +5,7 @@
  */
 
 import type { GpuCandidate, RunPodTarget } from '../../study/schema.js';
+import type { PodEndpoint } from '../ssh/index.js';
 
 export type CandidateOutcome =
   | 'created'
@@ -16,6 +17,8 @@ export type CandidateOutcome =
   | 'unauthorized'
   | 'insufficient-balance'
   | 'invalid-request'
+  /** A 400 that is neither a capacity shortage nor a field error: the next candidate is tried. */
+  | 'rejected'
   | 'not-ready';
 
 /** One try of one GPU candidate, as the Web UI (heartbeats, failure details) and the manifest show it. */
@@ -87,4 +90,20 @@ export interface PriceGpuCandidatesOutput {
   /** Each candidate with its catalog price per hour (one GPU's price x count); null where RunPod gives none. */
   candidates: (GpuCandidate & { costPerHr: number | null })[];
   pricedAt: string;
+}
+
+/** Watches one pod until it is lost; `pollIntervalMs` defaults to the worker's POD_POLL_INTERVAL_MS. */
+export interface WatchPodInput {
+  podId: string;
+  pollIntervalMs?: number;
+}
+export interface CheckPodInput {
+  podId: string;
+  /** Where the session logs in (with the host key pinned at readiness). */
+  endpoint: PodEndpoint;
+}
+/** Whether the pod can still do the session's work; `reason` says why not (vanished, EXITED, unreachable). */
+export interface PodHealth {
+  healthy: boolean;
+  reason: string | null;
 }
