@@ -14,7 +14,12 @@ import {
   type ResultsActivityDeps,
   type ResultsTransferActivityDeps,
 } from './results/index.js';
-import { createRunPodActivities, type RunPodActivityDeps } from './runpod/index.js';
+import {
+  createPodWatchActivities,
+  createRunPodActivities,
+  type PodWatchActivityDeps,
+  type RunPodActivityDeps,
+} from './runpod/index.js';
 import { createStudyActivities, type StudyActivityDeps } from './study/index.js';
 import { createVllmActivities, type VllmActivityDeps } from './vllm/index.js';
 import {
@@ -26,6 +31,7 @@ import {
 import { withFailureConversion } from './failures.js';
 
 export type ActivityDeps = RunPodActivityDeps &
+  PodWatchActivityDeps &
   WorkspaceActivityDeps &
   GpuLockActivityDeps &
   HubActivityDeps &
@@ -43,6 +49,7 @@ export type ActivityDeps = RunPodActivityDeps &
 export function createActivities(deps: ActivityDeps) {
   return withFailureConversion({
     ...createRunPodActivities(deps),
+    ...createPodWatchActivities(deps),
     ...createWorkspaceActivities(deps),
     ...createGpuLockActivities(deps),
     ...createHubActivities(deps),

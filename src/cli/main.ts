@@ -1,4 +1,6 @@
 // The researcher's entry point: start a phase, follow it, decide at gates, manage the sandbox.
+// Over 350 lines while it dispatches every command by hand; the move onto a CLI library (one file per command) is the
+// next step of the CLI work and splits it.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {

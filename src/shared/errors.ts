@@ -13,6 +13,8 @@ export const ErrorTypes = {
   PodGone: 'PodGoneError',
   /** The session gave up reserving: deadline passed, every pod failed readiness, or every candidate refused. */
   ReservationFailed: 'ReservationFailedError',
+  /** The session's pod was lost (vanished, exited, unreachable) more often than `maxPodReplacements` allows. */
+  PodLost: 'PodLostError',
   // SSH to the pod (src/activities/ssh/errors.ts)
   Ssh: 'SshError',
   /** The pod's SSH host key is not the pinned one (or nothing was pinned): never retried. */

@@ -5,7 +5,7 @@
 
 import type { DecisionPacketSummary, GateRecord } from '../activities/analysis/index.js';
 import type { PreflightPhaseOutput } from '../activities/plan/index.js';
-import type { RunMetricsSummary, SummarizePhaseOutput } from '../activities/results/index.js';
+import type { PodReplacement, RunMetricsSummary, SummarizePhaseOutput } from '../activities/results/index.js';
 import type { GpuLockHolder } from '../activities/workspace/index.js';
 import type { ModelSpec, Study } from '../study/schema.js';
 
@@ -96,6 +96,8 @@ export type SessionStage =
   | 'starting-vllm'
   | 'inference'
   | 'transferring'
+  /** The pod was lost: terminating it and reserving another (`podReplacements` says which and why). */
+  | 'replacing-pod'
   | 'terminating'
   | 'done'
   | 'failed';
@@ -116,6 +118,8 @@ export interface PodSessionProgress {
   runsDone: number;
   runsTotal: number;
   error: string | null;
+  /** Pods lost and replaced so far in this session. */
+  podReplacements?: PodReplacement[];
 }
 
 export interface StudyProgress {

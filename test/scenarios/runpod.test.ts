@@ -70,6 +70,7 @@ describe('RunPod scenarios on the sandbox', () => {
                   maximumIntervalMs: 2_000,
                   deadlineMs: 180_000,
                   maxUnreadyPods: 3,
+                  maxPodReplacements: 2,
                 },
                 ...target,
               },

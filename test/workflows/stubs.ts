@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { heartbeat, sleep } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../src/activities/index.js';
@@ -36,6 +37,15 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     waitForPodReady: rec('waitForPodReady', endpoint),
     terminatePod: rec('terminatePod', { alreadyGone: false, terminatedAt: new Date().toISOString() }),
     terminatePodsByName: rec('terminatePodsByName', { terminated: [] }),
+    // A pod that is never lost: the watcher heartbeats until the workflow cancels it, as the real one does.
+    watchPod: async (input) => {
+      calls.push({ name: 'watchPod', input });
+      for (;;) {
+        heartbeat();
+        await sleep(100);
+      }
+    },
+    checkPod: rec('checkPod', { healthy: true, reason: null }),
     preparePod: rec('preparePod', {
       datasetSha256: 'd',
       promptSha256: { 'zero-shot': 'z', 'few-shot': 'f' },

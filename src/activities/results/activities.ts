@@ -116,6 +116,7 @@ const INTERRUPTION_CAUSE: Record<RunInterruption['cause'], string> = {
   'harness-died': 'the harness process died',
   'harness-failed': 'the harness failed',
   'measurement-invalid': 'an energy window went unrecorded',
+  'pod-lost': 'the pod was lost',
 };
 
 /**

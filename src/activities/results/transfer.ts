@@ -12,6 +12,7 @@ import {
   type PodConnector,
   type PodShell,
 } from '../ssh/index.js';
+import { keepHeartbeating } from '../heartbeat.js';
 import { TransferChecksumError, TransferLimitError, UnsafePodFileError } from './errors.js';
 import {
   commitDownload,
@@ -71,103 +72,112 @@ export function createResultsTransferActivities(deps: ResultsTransferActivityDep
       const localDir = localRunDir(deps.resultsDir, input.resultsSubdir);
       mkdirSync(localDir, { recursive: true });
       const podPath = (name: string) => `${input.remoteDir}/${name}`;
-      return withShell(input.endpoint, async (sh) => {
-        // NUL-separated: a newline in a name cannot forge a second entry.
-        const listing = await runChecked(
-          sh,
-          'list results',
-          `cd ${q(input.remoteDir)} && find . -mindepth 1 -maxdepth 1 -print0`,
-        );
-        const refused: string[] = [];
-        const candidates: { name: string; bytes: number }[] = [];
-        for (const entry of [...new Set(listing.split('\0').filter(Boolean))].sort()) {
-          const name = entry.startsWith('./') ? entry.slice(2) : entry;
-          if (SCRATCH_RE.test(name)) continue;
-          if (!isSafeName(name)) {
-            refused.push(`${shown(name)} is not a plain file name (letters, digits, '.', '_', '-'; no '..')`);
-            continue;
-          }
-          const kind = await podFileKind(sh, podPath(name));
-          if (kind.kind !== 'file') refused.push(`${shown(name)} is ${kind.why}`);
-          else candidates.push({ name, bytes: kind.bytes });
-        }
-
-        const overLimit: string[] = [];
-        const sessionLimit = (name: string, bytes: number, total: number) =>
-          `${name} (${bytes} bytes) would bring the session to ${total} bytes, over its limit of ` +
-          `${limits.maxSessionBytes} (raise ${LIMIT_ENV.maxSessionBytes})`;
-        const fileLimit = (name: string, bytes: number) =>
-          `${name} is ${bytes} bytes, over the limit of ${limits.maxFileBytes} per file (raise ${LIMIT_ENV.maxFileBytes})`;
-        let sessionBytes = input.sessionBytesSoFar ?? 0;
-        let tooMany = 0;
-        const accepted: { name: string; bytes: number }[] = [];
-        for (const c of candidates) {
-          if (c.bytes > limits.maxFileBytes) overLimit.push(fileLimit(c.name, c.bytes));
-          else if (accepted.length >= limits.maxFilesPerRun) tooMany++;
-          else if (sessionBytes + c.bytes > limits.maxSessionBytes)
-            overLimit.push(sessionLimit(c.name, c.bytes, sessionBytes + c.bytes));
-          else {
-            accepted.push(c);
-            sessionBytes += c.bytes;
-          }
-        }
-        if (tooMany > 0) {
-          overLimit.unshift(
-            `the run folder holds ${accepted.length + tooMany} files, over the limit of ${limits.maxFilesPerRun} per run ` +
-              `(raise ${LIMIT_ENV.maxFilesPerRun}); the first ${accepted.length} by name were brought home`,
-          );
-        }
-
-        // The pod's checksum proves only that the copy is intact; the output carries the one computed here.
-        const remote = await remoteSha256(
-          sh,
-          accepted.map((f) => podPath(f.name)),
-        );
-        const files: TransferResultsOutput['files'] = [];
-        const skipped: string[] = [];
-        for (const f of accepted) {
-          const want = remote.get(podPath(f.name));
-          if (!want) throw new TransferChecksumError(`no checksum for ${f.name} on the pod`);
-          const dest = localTarget(localDir, f.name);
-          const home = lstatOrNull(dest);
-          if (home?.isFile() && home.size === f.bytes && (await sha256File(dest)) === want) {
-            skipped.push(f.name);
-          } else {
-            const tmp = freshTemp(localDir, f.name);
-            try {
-              await sh.getFile(podPath(f.name), tmp);
-              // The pod can grow a file between its lstat and the copy: judge what actually arrived.
-              const got = lstatSync(tmp).size;
-              const total = sessionBytes - f.bytes + got;
-              if (got > limits.maxFileBytes || total > limits.maxSessionBytes) {
-                overLimit.push(got > limits.maxFileBytes ? fileLimit(f.name, got) : sessionLimit(f.name, got, total));
+      // One large file can take longer than the heartbeat timeout to copy: the ticker covers it.
+      let current = '';
+      return keepHeartbeating(
+        () => ({ file: current }),
+        () =>
+          withShell(input.endpoint, async (sh) => {
+            // NUL-separated: a newline in a name cannot forge a second entry.
+            const listing = await runChecked(
+              sh,
+              'list results',
+              `cd ${q(input.remoteDir)} && find . -mindepth 1 -maxdepth 1 -print0`,
+            );
+            const refused: string[] = [];
+            const candidates: { name: string; bytes: number }[] = [];
+            for (const entry of [...new Set(listing.split('\0').filter(Boolean))].sort()) {
+              const name = entry.startsWith('./') ? entry.slice(2) : entry;
+              if (SCRATCH_RE.test(name)) continue;
+              if (!isSafeName(name)) {
+                refused.push(`${shown(name)} is not a plain file name (letters, digits, '.', '_', '-'; no '..')`);
                 continue;
               }
-              sessionBytes = total;
-              const sum = await sha256File(tmp);
-              if (sum !== want)
-                throw new TransferChecksumError(`${f.name}: sha256 ${sum} after transfer, ${want} on the pod`);
-              commitDownload(tmp, dest);
-            } finally {
-              rmSync(tmp, { force: true });
+              const kind = await podFileKind(sh, podPath(name));
+              if (kind.kind !== 'file') refused.push(`${shown(name)} is ${kind.why}`);
+              else candidates.push({ name, bytes: kind.bytes });
             }
-          }
-          heartbeat({ file: f.name });
-          files.push({ name: f.name, bytes: lstatSync(dest).size, sha256: want });
-        }
-        const kept = `${files.length} file(s) within the rules are in ${localDir}`;
-        if (refused.length > 0) {
-          throw new UnsafePodFileError(
-            `refused ${refused.length} pod file(s) in ${shown(input.remoteDir)}: ${listProblems(refused)}; ${kept}`,
-          );
-        }
-        if (overLimit.length > 0) {
-          throw new TransferLimitError(
-            `results in ${shown(input.remoteDir)} over the transfer limits: ${listProblems(overLimit)}; ${kept}`,
-          );
-        }
-        return { files, skipped };
-      });
+
+            const overLimit: string[] = [];
+            const sessionLimit = (name: string, bytes: number, total: number) =>
+              `${name} (${bytes} bytes) would bring the session to ${total} bytes, over its limit of ` +
+              `${limits.maxSessionBytes} (raise ${LIMIT_ENV.maxSessionBytes})`;
+            const fileLimit = (name: string, bytes: number) =>
+              `${name} is ${bytes} bytes, over the limit of ${limits.maxFileBytes} per file (raise ${LIMIT_ENV.maxFileBytes})`;
+            let sessionBytes = input.sessionBytesSoFar ?? 0;
+            let tooMany = 0;
+            const accepted: { name: string; bytes: number }[] = [];
+            for (const c of candidates) {
+              if (c.bytes > limits.maxFileBytes) overLimit.push(fileLimit(c.name, c.bytes));
+              else if (accepted.length >= limits.maxFilesPerRun) tooMany++;
+              else if (sessionBytes + c.bytes > limits.maxSessionBytes)
+                overLimit.push(sessionLimit(c.name, c.bytes, sessionBytes + c.bytes));
+              else {
+                accepted.push(c);
+                sessionBytes += c.bytes;
+              }
+            }
+            if (tooMany > 0) {
+              overLimit.unshift(
+                `the run folder holds ${accepted.length + tooMany} files, over the limit of ${limits.maxFilesPerRun} per run ` +
+                  `(raise ${LIMIT_ENV.maxFilesPerRun}); the first ${accepted.length} by name were brought home`,
+              );
+            }
+
+            // The pod's checksum proves only that the copy is intact; the output carries the one computed here.
+            const remote = await remoteSha256(
+              sh,
+              accepted.map((f) => podPath(f.name)),
+            );
+            const files: TransferResultsOutput['files'] = [];
+            const skipped: string[] = [];
+            for (const f of accepted) {
+              const want = remote.get(podPath(f.name));
+              if (!want) throw new TransferChecksumError(`no checksum for ${f.name} on the pod`);
+              const dest = localTarget(localDir, f.name);
+              const home = lstatOrNull(dest);
+              if (home?.isFile() && home.size === f.bytes && (await sha256File(dest)) === want) {
+                skipped.push(f.name);
+              } else {
+                current = f.name;
+                const tmp = freshTemp(localDir, f.name);
+                try {
+                  await sh.getFile(podPath(f.name), tmp);
+                  // The pod can grow a file between its lstat and the copy: judge what actually arrived.
+                  const got = lstatSync(tmp).size;
+                  const total = sessionBytes - f.bytes + got;
+                  if (got > limits.maxFileBytes || total > limits.maxSessionBytes) {
+                    overLimit.push(
+                      got > limits.maxFileBytes ? fileLimit(f.name, got) : sessionLimit(f.name, got, total),
+                    );
+                    continue;
+                  }
+                  sessionBytes = total;
+                  const sum = await sha256File(tmp);
+                  if (sum !== want)
+                    throw new TransferChecksumError(`${f.name}: sha256 ${sum} after transfer, ${want} on the pod`);
+                  commitDownload(tmp, dest);
+                } finally {
+                  rmSync(tmp, { force: true });
+                }
+              }
+              heartbeat({ file: f.name });
+              files.push({ name: f.name, bytes: lstatSync(dest).size, sha256: want });
+            }
+            const kept = `${files.length} file(s) within the rules are in ${localDir}`;
+            if (refused.length > 0) {
+              throw new UnsafePodFileError(
+                `refused ${refused.length} pod file(s) in ${shown(input.remoteDir)}: ${listProblems(refused)}; ${kept}`,
+              );
+            }
+            if (overLimit.length > 0) {
+              throw new TransferLimitError(
+                `results in ${shown(input.remoteDir)} over the transfer limits: ${listProblems(overLimit)}; ${kept}`,
+              );
+            }
+            return { files, skipped };
+          }),
+      );
     },
 
     /**

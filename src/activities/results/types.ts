@@ -75,10 +75,25 @@ export interface RunManifest {
   >;
   /** Model-server deaths under this prompt strategy and what was done about each (harness.interruptionPolicy). */
   interruptions: RunInterruption[];
+  /** Pods of the session lost before this run finished and what replaced them (absent in older manifests). */
+  podReplacements?: PodReplacement[];
   /** Versions and GPU from environment.json; filled in by writeRunManifest (null before). */
   hardware: ManifestHardware | null;
   /** Whether this run's energy can be compared with runs measured in one piece; filled in by writeRunManifest. */
   energy: { comparable: boolean; reasons: string[] } | null;
+}
+
+/** A pod the session lost (vanished, exited, unreachable), terminated and replaced with a new one. */
+export interface PodReplacement {
+  at: string;
+  lostPodId: string;
+  reason: string;
+  /** The strategy that was running on it (its partial results went with the pod), or null between strategies. */
+  interruptedPrompt: string | null;
+  /** What the lost pod billed, from its create to its termination. */
+  lostPodCostUsd: number;
+  /** The pod that took over; null until it is reserved. */
+  newPodId: string | null;
 }
 
 /** One run of a prompt strategy cut short: a dead model server, or a harness that ended unfinished. */
@@ -86,8 +101,11 @@ export interface RunInterruption {
   at: string;
   /** The run that was interrupted. */
   runId: string;
-  /** `server-gone` (vLLM died; restarted), or the harness's own end: died, failed, energy record missing. */
-  cause: 'server-gone' | 'harness-died' | 'harness-failed' | 'measurement-invalid';
+  /**
+   * `server-gone` (vLLM died; restarted), the harness's own end (died, failed, energy record missing), or
+   * `pod-lost`: the pod went away with the partial results, so the strategy ran again from scratch on its replacement.
+   */
+  cause: 'server-gone' | 'harness-died' | 'harness-failed' | 'measurement-invalid' | 'pod-lost';
   reason: string;
   /** `restart`: that run was abandoned and the strategy rerun under a new run id; `resume`: the same run went on. */
   policy: 'restart' | 'resume';

@@ -21,6 +21,7 @@ import {
   type PodShell,
 } from '../ssh/index.js';
 import { ensureVllmVersion } from '../vllm/index.js';
+import { keepHeartbeating } from '../heartbeat.js';
 import { ensureWatchdog } from './watchdog.js';
 
 export interface WorkspaceActivityDeps {
@@ -70,77 +71,87 @@ export function createWorkspaceActivities(deps: WorkspaceActivityDeps) {
         promptsDir: `${ws}/prompts`,
       };
       const local = studyFiles(input);
-      return withShell(input.endpoint, async (sh) => {
-        await runChecked(
-          sh,
-          'prepare directories',
-          `mkdir -p ${[`${remote.harnessDir}/harness`, `${ws}/data`, remote.promptsDir, `${ws}/runs`, `${ws}/models`, `${ws}/vllm`].map(q).join(' ')} && ${touchHeartbeat(ws)}`,
-        );
-        const harnessFiles = readdirSync(deps.harnessDir)
-          .filter((f) => f.endsWith('.py'))
-          .map((f) => ({ localPath: join(deps.harnessDir, f), remotePath: `${remote.harnessDir}/harness/${f}` }));
-        const requirements = resolve(deps.harnessDir, '..', 'requirements.txt');
-        await ensureUploaded(sh, [
-          ...harnessFiles,
-          { localPath: requirements, remotePath: `${remote.harnessDir}/requirements.txt` },
-        ]);
+      // Uploads and pip installs run long without a poll loop: the ticker shows Temporal the worker is alive.
+      let step = 'uploading';
+      return keepHeartbeating(
+        () => ({ step }),
+        () =>
+          withShell(input.endpoint, async (sh) => {
+            await runChecked(
+              sh,
+              'prepare directories',
+              `mkdir -p ${[`${remote.harnessDir}/harness`, `${ws}/data`, remote.promptsDir, `${ws}/runs`, `${ws}/models`, `${ws}/vllm`].map(q).join(' ')} && ${touchHeartbeat(ws)}`,
+            );
+            const harnessFiles = readdirSync(deps.harnessDir)
+              .filter((f) => f.endsWith('.py'))
+              .map((f) => ({ localPath: join(deps.harnessDir, f), remotePath: `${remote.harnessDir}/harness/${f}` }));
+            const requirements = resolve(deps.harnessDir, '..', 'requirements.txt');
+            await ensureUploaded(sh, [
+              ...harnessFiles,
+              { localPath: requirements, remotePath: `${remote.harnessDir}/requirements.txt` },
+            ]);
 
-        const promptFiles = input.prompts.map((p) => ({
-          localPath: local(p.templatePath),
-          remotePath: `${remote.promptsDir}/${p.name}.txt`,
-        }));
-        const fewShot = input.prompts
-          .filter((p) => p.fewShotExamplesPath)
-          .map((p) => ({
-            name: p.name,
-            localPath: local(p.fewShotExamplesPath ?? ''),
-            remotePath: `${remote.promptsDir}/${p.name}.examples.jsonl`,
-          }));
-        const [datasetSha256 = '', ...rest] = await ensureUploaded(sh, [
-          { localPath: local(input.datasetPath), remotePath: remote.datasetPath },
-          ...promptFiles,
-          ...fewShot,
-        ]);
-        const promptSha256 = Object.fromEntries(input.prompts.map((p, i) => [p.name, rest[i] ?? '']));
-        const fewShotSha256 = Object.fromEntries(fewShot.map((f, i) => [f.name, rest[promptFiles.length + i] ?? '']));
+            const promptFiles = input.prompts.map((p) => ({
+              localPath: local(p.templatePath),
+              remotePath: `${remote.promptsDir}/${p.name}.txt`,
+            }));
+            const fewShot = input.prompts
+              .filter((p) => p.fewShotExamplesPath)
+              .map((p) => ({
+                name: p.name,
+                localPath: local(p.fewShotExamplesPath ?? ''),
+                remotePath: `${remote.promptsDir}/${p.name}.examples.jsonl`,
+              }));
+            const [datasetSha256 = '', ...rest] = await ensureUploaded(sh, [
+              { localPath: local(input.datasetPath), remotePath: remote.datasetPath },
+              ...promptFiles,
+              ...fewShot,
+            ]);
+            const promptSha256 = Object.fromEntries(input.prompts.map((p, i) => [p.name, rest[i] ?? '']));
+            const fewShotSha256 = Object.fromEntries(
+              fewShot.map((f, i) => [f.name, rest[promptFiles.length + i] ?? '']),
+            );
 
-        // The harness needs CodeCarbon 2.7.1 exactly; install the pinned requirements when the image lacks them.
-        const check = `python3 -c "import codecarbon, huggingface_hub, sys; assert codecarbon.__version__ == '2.7.1', codecarbon.__version__; print(sys.version.split()[0])"`;
-        let probe = await sh.exec(check, { timeoutMs: 60_000 });
-        if (probe.code !== 0) {
-          log.info('installing harness requirements on the pod', { detail: probe.stderr.slice(-300) });
-          await runChecked(
-            sh,
-            'pip install',
-            `python3 -m pip install -q -r ${q(`${remote.harnessDir}/requirements.txt`)}`,
-            20 * 60_000,
-          );
-          probe = await sh.exec(check, { timeoutMs: 60_000 });
-          if (probe.code !== 0)
-            throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
-        }
-        const vllmVersion = await ensureVllmVersion(sh, input.vllmVersion);
-        // Last, after the installs (which run long without touching the heartbeat): the pod's dead-man's switch.
-        const watchdog = input.watchdog
-          ? await ensureWatchdog(sh, {
-              ws,
-              settings: input.watchdog,
-              scriptPath: resolve(deps.harnessDir, '..', 'watchdog.sh'),
-              apiBaseUrl: deps.runpodBaseUrl ?? DEFAULT_RUNPOD_BASE_URL,
-              accountApiKey: deps.runpodApiKey,
-            })
-          : undefined;
-        if (watchdog) log.info('pod watchdog', { ...watchdog });
-        return {
-          datasetSha256,
-          promptSha256,
-          fewShotSha256,
-          remote,
-          pythonVersion: probe.stdout.trim(),
-          vllmVersion,
-          ...(watchdog ? { watchdog } : {}),
-        };
-      });
+            // The harness needs CodeCarbon 2.7.1 exactly; install the pinned requirements when the image lacks them.
+            const check = `python3 -c "import codecarbon, huggingface_hub, sys; assert codecarbon.__version__ == '2.7.1', codecarbon.__version__; print(sys.version.split()[0])"`;
+            let probe = await sh.exec(check, { timeoutMs: 60_000 });
+            if (probe.code !== 0) {
+              log.info('installing harness requirements on the pod', { detail: probe.stderr.slice(-300) });
+              step = 'pip install';
+              await runChecked(
+                sh,
+                'pip install',
+                `python3 -m pip install -q -r ${q(`${remote.harnessDir}/requirements.txt`)}`,
+                20 * 60_000,
+              );
+              probe = await sh.exec(check, { timeoutMs: 60_000 });
+              if (probe.code !== 0)
+                throw new RemoteCommandError('harness requirements check', probe.code, probe.stderr.slice(-1000));
+            }
+            step = `ensure vLLM ${input.vllmVersion}`;
+            const vllmVersion = await ensureVllmVersion(sh, input.vllmVersion);
+            // Last, after the installs (which run long without touching the heartbeat): the pod's dead-man's switch.
+            const watchdog = input.watchdog
+              ? await ensureWatchdog(sh, {
+                  ws,
+                  settings: input.watchdog,
+                  scriptPath: resolve(deps.harnessDir, '..', 'watchdog.sh'),
+                  apiBaseUrl: deps.runpodBaseUrl ?? DEFAULT_RUNPOD_BASE_URL,
+                  accountApiKey: deps.runpodApiKey,
+                })
+              : undefined;
+            if (watchdog) log.info('pod watchdog', { ...watchdog });
+            return {
+              datasetSha256,
+              promptSha256,
+              fewShotSha256,
+              remote,
+              pythonVersion: probe.stdout.trim(),
+              vllmVersion,
+              ...(watchdog ? { watchdog } : {}),
+            };
+          }),
+      );
     },
 
     /**

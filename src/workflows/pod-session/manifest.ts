@@ -1,6 +1,6 @@
 import type { RunInferenceOutput } from '../../activities/harness/index.js';
 import type { DownloadModelOutput } from '../../activities/hub/index.js';
-import type { RunInterruption, RunManifest } from '../../activities/results/index.js';
+import type { PodReplacement, RunInterruption, RunManifest } from '../../activities/results/index.js';
 import type { CandidateAttempt, PodRef } from '../../activities/runpod/index.js';
 import type { StartVllmOutput } from '../../activities/vllm/index.js';
 import type { PreparePodOutput } from '../../activities/workspace/index.js';
@@ -28,6 +28,8 @@ export interface RunManifestInput {
   tensorParallelSize: number;
   inference: RunInferenceOutput;
   interruptions: RunInterruption[];
+  /** Pods the session lost before this run finished. */
+  podReplacements: PodReplacement[];
   /** The session's timings so far (pod ready, download, vLLM load, ...). */
   timings: Record<string, string | number | null>;
   finishedAt: string;
@@ -104,6 +106,7 @@ export function buildRunManifest(m: RunManifestInput): RunManifest {
       sha256Verified: download.sha256Verified,
     },
     interruptions: m.interruptions,
+    podReplacements: m.podReplacements.map((r) => ({ ...r })),
     hardware: null,
     energy: null,
   };

@@ -26,10 +26,16 @@ export const quick: ActivityOptions = {
   retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes },
 };
 
+/**
+ * A worker that dies under a pod step is noticed this soon (and the step retried elsewhere) while its pod bills. Every
+ * pod step heartbeats at least every poll interval (5 s by default) or on a 10 s ticker around its long waits.
+ */
+export const POD_STEP_HEARTBEAT_TIMEOUT = '45s';
+
 /** A long step on the pod that heartbeats: it may run `startToCloseMs`, and is tried `maximumAttempts` times. */
 export const podStep = (startToCloseMs: number, maximumAttempts: number): ActivityOptions => ({
   startToCloseTimeout: startToCloseMs,
-  heartbeatTimeout: '2m',
+  heartbeatTimeout: POD_STEP_HEARTBEAT_TIMEOUT,
   retry: {
     initialInterval: '5s',
     backoffCoefficient: 2,
@@ -69,3 +75,13 @@ export const backedUpTeardownStep: ActivityOptions = {
 
 /** Log collection is worth a second try, never a wait. */
 export const collectLogsStep: ActivityOptions = { startToCloseTimeout: '5m', retry: { maximumAttempts: 2 } };
+
+/**
+ * The pod watcher runs beside the pod-side steps for as long as they take; a worker that dies under it is noticed by
+ * its heartbeat, and a watcher that keeps failing only leaves the steps unwatched.
+ */
+export const watchStep: ActivityOptions = {
+  startToCloseTimeout: '7d',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '5s', maximumInterval: '1m', maximumAttempts: 20 },
+};

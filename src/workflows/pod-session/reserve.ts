@@ -31,6 +31,8 @@ export interface ReserveInput {
   target: Phase['target'];
   /** The first 8 hex digits of the run id: pod names and the GPU lock belong to this run. */
   token: string;
+  /** How many pods this session lost and replaced before this reservation (0 for the first): it names the pods. */
+  replacement: number;
   modelSlug: string;
   progress: PodSessionProgress;
   stage: StageReporter;
@@ -52,6 +54,8 @@ export interface Reserved {
   gpuIndices: number[] | null;
   /** When the GPU lock was taken and how long the wait was (the team's server only). */
   timings: Record<string, string | number>;
+  /** Drops the teardown's termination of this pod: the session terminated it itself (a lost pod, replaced). */
+  dropPodTermination: () => void;
 }
 
 /** The phase's same-GPU rule: only candidates of the GPU type the phase is locked to remain. */
@@ -115,7 +119,7 @@ async function reservePod(input: ReserveInput, target: RunPodTarget): Promise<Re
   const notReady = new Set<number>();
   // Pod names of every reserve round, for the by-name sweep at teardown.
   const podNames: string[] = [];
-  let ready: { pod: PodRef; endpoint: PodEndpoint } | null = null;
+  let ready: { pod: PodRef; endpoint: PodEndpoint; dropTermination: () => void } | null = null;
   for (let round = 0; !ready; round++) {
     // Once every candidate has had a pod fail readiness, all of them are eligible again (a new host each time).
     if (notReady.size >= target.candidates.length) notReady.clear();
@@ -129,7 +133,8 @@ async function reservePod(input: ReserveInput, target: RunPodTarget): Promise<Re
       study: study.study,
       phase: input.session.phaseId,
       modelSlug: input.modelSlug,
-      token: `${input.token}-r${round}`,
+      // A replacement's pods get names of their own: its reserve must never adopt the pod that was lost.
+      token: input.replacement ? `${input.token}-p${input.replacement}-r${round}` : `${input.token}-r${round}`,
     });
     if (!podNames.length) compensations.push(sweepPodsByName({ podNames, pods, attempts }));
     podNames.push(podName);
@@ -169,7 +174,7 @@ async function reservePod(input: ReserveInput, target: RunPodTarget): Promise<Re
         `wait for pod ${current.podId} (candidate #${current.candidateIndex}) to accept SSH`,
         { podId: current.podId, timeoutMs: target.podReadyTimeoutMs, defaultWorkspaceDir: target.volumeMountPath },
       );
-      ready = { pod: current, endpoint: ep };
+      ready = { pod: current, endpoint: ep, dropTermination };
     } catch (err) {
       const reason = notReadyReason(err);
       if (reason === null) throw err;
@@ -210,7 +215,13 @@ async function reservePod(input: ReserveInput, target: RunPodTarget): Promise<Re
       costPerHr: pod.costPerHr,
     });
   }
-  return { endpoint: ready.endpoint, gpuCount: pod.candidate.gpuCount, gpuIndices: null, timings: {} };
+  return {
+    endpoint: ready.endpoint,
+    gpuCount: pod.candidate.gpuCount,
+    gpuIndices: null,
+    timings: {},
+    dropPodTermination: ready.dropTermination,
+  };
 }
 
 /**
@@ -286,5 +297,6 @@ async function lockHostGpu(input: ReserveInput, target: SshHostTarget): Promise<
     gpuCount: 1,
     gpuIndices: [target.gpuIndex],
     timings: { gpuLockAcquiredAt: new Date().toISOString(), gpuLockWaitMs: Date.now() - waitFrom },
+    dropPodTermination: () => undefined,
   };
 }

@@ -1,23 +1,30 @@
 import {
+  ApplicationFailure,
   CancellationScope,
   ContinueAsNew,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import { modelSlug } from '../../shared/constants.js';
 import { podCostUsd, podHours } from '../../shared/cost.js';
+import { ErrorTypes } from '../../shared/errors.js';
+import type { PodReplacement } from '../../activities/results/index.js';
 import type { CandidateAttempt } from '../../activities/runpod/index.js';
 import type { PodSessionInput, PodSessionOutput, PodSessionProgress, PodSessionRun, SessionStage } from '../types.js';
 import { phaseSettings } from '../../study/schema.js';
 import { validateWorkflowInput } from '../../study/validate.js';
 import { sessionProgressQuery } from '../messages.js';
-import { buildRunManifest } from './manifest.js';
-import { call, podStep, quick } from './options.js';
+import { workOnPod } from './on-pod.js';
+import { call, teardownStep } from './options.js';
+import { watched } from './pod-loss.js';
 import { reserve, withRequiredGpuType } from './reserve.js';
-import { ensureModelServer, runStrategy, type ServeInput } from './run-strategy.js';
 import { collectLogs, Compensations, stopHostWork, type PodLedger } from './teardown.js';
+
+/** The stages in which a prompt strategy is under way (running, its server restarting, being brought home). */
+const RUN_STAGES: SessionStage[] = ['inference', 'starting-vllm', 'transferring'];
 
 /** Sets the session's stage (the progress query) and the workflow's current details (the Web UI). */
 export type StageReporter = (stage: SessionStage, detail?: string) => void;
@@ -84,150 +91,108 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   };
 
   try {
-    // Reserve: a pod that accepts SSH, or the team server's GPU under this run's lock.
-    const target = withRequiredGpuType(phase.target, input.requiredGpuTypeId);
-    const reserved = await reserve({
-      session: input,
-      study,
-      model,
-      target,
-      token,
-      modelSlug: slug,
-      progress,
-      stage,
-      compensations,
-      pods,
-      attempts,
-      onWorkspace: (endpoint) => {
-        if (target.kind === 'ssh-host') compensations.push(stopHostWork({ endpoint, host: target.host }));
-        compensations.push(
-          collectLogs({
-            endpoint,
-            resultsSubdir: `${study.study}/${phaseId}/${slug}/logs/${runBase}`,
-            sessionBytes: () => sessionBytes,
-          }),
-        );
-      },
-    });
-    const { endpoint: ep, gpuCount, gpuIndices } = reserved;
-    Object.assign(timings, reserved.timings);
-    timings.podReadyAt = new Date().toISOString();
-    progress.hostKeySha256 = ep.ssh.hostKeySha256 ?? null;
-
-    // Prepare: harness, dataset and prompts on the pod, vLLM installed, the watchdog armed.
-    stage('preparing');
-    const prepared = await call(
-      'preparePod',
-      { ...quick, startToCloseTimeout: '60m' },
-      `upload harness, dataset and prompts; ensure vLLM ${vllm.version}`,
-      {
-        endpoint: ep,
-        datasetPath: study.datasetPath,
-        prompts: study.prompts,
-        vllmVersion: vllm.version,
-        // The dead-man's switch: a rented pod stops itself when this workflow stops touching its heartbeat file.
-        ...(target.kind === 'runpod' && target.watchdog.enabled
-          ? {
-              watchdog: {
-                podId: pods.held?.podId ?? null,
-                staleAfterMs: target.watchdog.staleAfterMs,
-                checkIntervalMs: target.watchdog.checkIntervalMs,
-                selfStop: target.watchdog.selfStop,
-              },
-            }
-          : {}),
-      },
-    );
-    if (prepared.watchdog?.stopWith === 'none' && target.kind === 'runpod' && target.watchdog.selfStop !== 'none') {
-      log.warn('the pod watchdog can end the work but not stop the pod', { note: prepared.watchdog.note });
-    }
-
-    // Download: the Hub's file list, fetched once; the download is pinned to its commit and verified against it.
-    stage('downloading', `${model.repoId}@${model.revision}`);
-    const expected = await call(
-      'fetchModelMetadata',
-      quick,
-      `fetch the Hub's file list of ${model.repoId}@${model.revision}`,
-      { repoId: model.repoId, revision: model.revision },
-    );
-    const download = await call(
-      'downloadModel',
-      podStep(6 * 3_600_000, 5),
-      `download ${model.repoId}@${expected.commitSha.slice(0, 12)} (${(expected.totalBytes / 2 ** 30).toFixed(1)} GiB)`,
-      {
-        endpoint: ep,
-        repoId: model.repoId,
-        revision: model.revision,
-        expected,
-        ...(study.download.stallTimeoutMs ? { stallTimeoutMs: study.download.stallTimeoutMs } : {}),
-        verifySha256: study.download.verifySha256,
-      },
-    );
-    timings.downloadMs = download.durationMs;
-
-    // Serve: vLLM on the downloaded weights.
-    stage('starting-vllm');
-    const serve: ServeInput = {
-      endpoint: ep,
-      study,
-      model,
-      vllm,
-      modelDir: download.modelDir,
-      weightBytes: download.totalBytes,
-      tensorParallelSize: vllm.tensorParallelSize ?? gpuCount,
-      gpuIndices,
-      remote: prepared.remote,
-    };
-    let server = await ensureModelServer(serve, 'start');
-    timings.vllmLoadMs = server.loadTimeMs;
-
-    // For each prompt strategy: run it (interruption policy in run-strategy.ts), bring it home, write its manifest.
-    for (const prompt of study.prompts) {
-      progress.prompt = prompt.name;
-      const run = await runStrategy({ prompt, runBase, harness, serve, server, stage });
-      server = run.server;
-      const { runId, inference } = run;
-      const resultsSubdir = `${study.study}/${phaseId}/${slug}/${prompt.name}/${runId}`;
-
-      stage('transferring', prompt.name);
-      const transferred = await call(
-        'transferResults',
-        podStep(2 * 3_600_000, 10),
-        `bring ${prompt.name} results home over SFTP`,
-        { endpoint: ep, remoteDir: inference.remoteDir, resultsSubdir, sessionBytesSoFar: sessionBytes },
-      );
-      sessionBytes += transferred.files.reduce((a, f) => a + f.bytes, 0);
-      const manifest = buildRunManifest({
+    const replacements: PodReplacement[] = [];
+    progress.podReplacements = replacements;
+    let target = withRequiredGpuType(phase.target, input.requiredGpuTypeId);
+    for (;;) {
+      // Reserve: a pod that accepts SSH, or the team server's GPU under this run's lock.
+      const dropOnLoss: (() => void)[] = [];
+      const reserved = await reserve({
+        session: input,
         study,
-        phaseId,
         model,
-        prompt,
-        vllm,
-        harness,
         target,
-        runId,
-        workflowId: info.workflowId,
-        pod: pods.held,
-        gpuCount,
-        gpuIndices,
-        hostKeySha256: ep.ssh.hostKeySha256 ?? null,
-        candidatesTried: attempts,
-        prepared,
-        download,
-        server,
-        tensorParallelSize: serve.tensorParallelSize,
-        inference,
-        interruptions: run.interruptions,
-        timings,
-        finishedAt: new Date().toISOString(),
-        podCostSoFarUsd: podBill().costUsd,
+        token,
+        replacement: replacements.length,
+        modelSlug: slug,
+        progress,
+        stage,
+        compensations,
+        pods,
+        attempts,
+        onWorkspace: (endpoint) => {
+          if (target.kind === 'ssh-host') compensations.push(stopHostWork({ endpoint, host: target.host }));
+          const logsDir = `${study.study}/${phaseId}/${slug}/logs/${runBase}${replacements.length ? `-p${replacements.length}` : ''}`;
+          dropOnLoss.push(
+            compensations.push(collectLogs({ endpoint, resultsSubdir: logsDir, sessionBytes: () => sessionBytes })),
+          );
+        },
       });
-      const written = await call('writeRunManifest', quick, `write manifest and checksums for ${prompt.name}`, {
-        resultsSubdir,
-        manifest,
+      const lastReplacement = replacements.at(-1);
+      if (lastReplacement) lastReplacement.newPodId = pods.held?.podId ?? null;
+      Object.assign(timings, reserved.timings);
+      timings.podReadyAt = new Date().toISOString();
+      progress.hostKeySha256 = reserved.endpoint.ssh.hostKeySha256 ?? null;
+
+      const work = () =>
+        workOnPod({
+          study,
+          phaseId,
+          model,
+          modelSlug: slug,
+          vllm,
+          harness,
+          target,
+          reserved,
+          progress,
+          stage,
+          pods,
+          attempts,
+          timings,
+          runBase: replacements.length ? `${runBase}-p${replacements.length}` : runBase,
+          replacements,
+          runs,
+          sessionBytes: () => sessionBytes,
+          onTransferred: (bytes) => {
+            sessionBytes += bytes;
+          },
+          podCostUsd: () => podBill().costUsd,
+        });
+      // A rented pod is watched while the session works on it, and a lost one is replaced (workflows started
+      // before this existed replay without it).
+      const held = pods.held;
+      if (target.kind !== 'runpod' || !held || !patched('pod-replacement')) {
+        await work();
+        break;
+      }
+      const outcome = await watched({ podId: held.podId, endpoint: reserved.endpoint, work });
+      if (outcome.kind === 'done') break;
+
+      // The pod is lost: terminate it (confirmed), count its cost, and carry on with the strategies still to do.
+      const { maxPodReplacements } = target.reservation;
+      if (replacements.length >= maxPodReplacements) {
+        throw ApplicationFailure.create({
+          type: ErrorTypes.PodLost,
+          message:
+            `${outcome.reason}; the session already replaced ${replacements.length} pod(s) ` +
+            `(reservation.maxPodReplacements ${maxPodReplacements}). Runs brought home: ${runs.length} of ${study.prompts.length}`,
+          nonRetryable: true,
+        });
+      }
+      // A strategy under way when the pod went: its partial results went with it.
+      const running = progress.prompt;
+      const interruptedPrompt =
+        running && !runs.some((r) => r.prompt === running) && RUN_STAGES.includes(progress.stage) ? running : null;
+      stage('replacing-pod', outcome.reason);
+      log.warn('pod lost; replacing it', { podId: held.podId, reason: outcome.reason });
+      const t = await call('terminatePod', teardownStep, `terminate lost pod ${held.podId}`, { podId: held.podId });
+      const billed = { costPerHr: held.costPerHr, createdAt: held.createdAt, endedAt: t.terminatedAt };
+      pods.discarded.costUsd += podCostUsd(billed);
+      pods.discarded.hours += podHours(billed);
+      pods.held = null;
+      reserved.dropPodTermination();
+      for (const drop of dropOnLoss) drop();
+      replacements.push({
+        at: t.terminatedAt,
+        lostPodId: held.podId,
+        reason: outcome.reason,
+        interruptedPrompt,
+        lostPodCostUsd: Math.round(podCostUsd(billed) * 10_000) / 10_000,
+        newPodId: null,
       });
-      runs.push({ prompt: prompt.name, runId, resultsSubdir, metrics: written.metrics });
-      progress.runsDone = runs.length;
+      Object.assign(progress, { podId: null, gpu: null, costPerHr: 0, podCreatedAt: null, hostKeySha256: null });
+      // The phase's runs stay on one GPU type: the replacement is of the lost pod's type.
+      target = withRequiredGpuType(target, held.candidate.gpuTypeId);
     }
     stage('done');
   } catch (err) {

@@ -1,0 +1,52 @@
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import type { PodEndpoint } from '../../activities/ssh/index.js';
+import { call, quick, watchStep } from './options.js';
+
+/** How one stretch of work on a pod ended: it finished, or the pod was lost under it. */
+export type Watched<T> = { kind: 'done'; value: T } | { kind: 'lost'; reason: string };
+
+/**
+ * Runs `work` on a rented pod while a watcher polls the pod's status. A pod that vanishes or exits cancels the work
+ * at once; a step that fails on its own is followed by a check of the pod (status and an SSH login), and only a pod
+ * found unusable counts as lost. Any other failure, and a cancellation of the session, is thrown as is.
+ */
+export async function watched<T>(a: {
+  podId: string;
+  endpoint: PodEndpoint;
+  work: () => Promise<T>;
+}): Promise<Watched<T>> {
+  const watcher = new CancellationScope();
+  const lost = watcher
+    .run(() => call('watchPod', watchStep, `watch pod ${a.podId} while the session works on it`, { podId: a.podId }))
+    .catch((err: unknown) => {
+      if (!isCancellation(err)) log.warn('the pod watcher gave up; the pod is unwatched', { error: String(err) });
+      return null;
+    });
+  const worker = new CancellationScope();
+  const done = worker.run(a.work);
+  // A watcher that gave up never reports a loss; the work alone decides then.
+  const lostOrNever = lost.then((h) => (h ? h : new Promise<never>(() => undefined)));
+  try {
+    const first = await Promise.race([
+      done.then((value) => ({ kind: 'done' as const, value })),
+      lostOrNever.then((h) => ({ kind: 'lost' as const, reason: h.reason ?? 'pod lost' })),
+    ]);
+    if (first.kind === 'lost') {
+      worker.cancel();
+      await done.catch(() => undefined);
+    }
+    return first;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    const health = await call('checkPod', quick, `check pod ${a.podId} after a failed step`, {
+      podId: a.podId,
+      endpoint: a.endpoint,
+    });
+    if (health.healthy) throw err;
+    log.warn('a pod-side step failed and the pod is unusable', { podId: a.podId, error: String(err) });
+    return { kind: 'lost', reason: health.reason ?? 'pod unusable' };
+  } finally {
+    watcher.cancel();
+    await lost;
+  }
+}
