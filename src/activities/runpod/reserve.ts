@@ -1,5 +1,7 @@
 // The reserve step: one pod per name, created on the first GPU candidate that has room, adopted by name when an
 // earlier attempt (or a create whose answer was lost) already made it, and never billed twice under one name.
+// Over 350 lines on purpose: the candidate loop, how it reads each answer (capacity, rate limit, lost answer, rule
+// refusal) and the state it heartbeats for the next attempt are one state machine, reviewed as one.
 import { ApplicationFailure } from '@temporalio/common';
 import { activityInfo, cancellationSignal, heartbeat, log, sleep } from '@temporalio/activity';
 import { ErrorTypes } from '../../shared/errors.js';
