@@ -39,6 +39,8 @@ const RequestMatch = {
 // hostile-results: a hostile pod. Each harness run folder gets, as the run starts, a file whose name holds a newline
 // and `..`, a symlink `leak.json` to `linkTarget`, and a sparse `big.bin` of `oversizeBytes` (sandbox/runpod-emulator/
 // hostile.ts).
+// sftp-broken: the pod's sshd refuses the SFTP subsystem (restarted in place without it) while SSH exec keeps working;
+// it lasts until the container restarts (action start after a stop, restart, or a PATCH that restarts the pod).
 // list-lag: the pod is left out of `GET /pods` for `afterMs` (from its creation, or from now for an existing pod), as
 // an eventually consistent list would; `GET /pods/{id}` finds it at once.
 export const PodFaultEffectSchema = z.enum([
@@ -50,6 +52,7 @@ export const PodFaultEffectSchema = z.enum([
   'ssh-drop',
   'host-key-swap',
   'hostile-results',
+  'sftp-broken',
 ]);
 export type PodFaultEffect = z.infer<typeof PodFaultEffectSchema>;
 

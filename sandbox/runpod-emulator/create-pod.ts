@@ -87,7 +87,7 @@ export async function createPod(ctx: PodContext, raw: unknown): Promise<Record<s
     sshd: null,
     dir,
     authorizedKeys: env.PUBLIC_KEY ?? '',
-    faults: { noPorts: false, sshdRefuses: false },
+    faults: { noPorts: false, sshdRefuses: false, sftpBroken: false },
     unlistedUntilMs: 0,
     hostile: null,
     hostKeySwaps: 0,

@@ -116,7 +116,8 @@ export interface PodRecord {
   sshd: SshdHandle | null;
   dir: string;
   authorizedKeys: string;
-  faults: { noPorts: boolean; sshdRefuses: boolean };
+  /** sftpBroken: the container's SFTP server is broken (until the container restarts: start after stop, restart). */
+  faults: { noPorts: boolean; sshdRefuses: boolean; sftpBroken: boolean };
   /** Left out of `GET /pods` until this time (epoch ms; the 'list-lag' fault). 0: listed from creation. */
   unlistedUntilMs: number;
   /** Set by the 'hostile-results' fault: the pod's PATH starts with the planting shim. */
@@ -150,7 +151,7 @@ export interface PodInternals {
   dataCenterId: string;
   cloud: Cloud;
   costPerHr: number;
-  faults: { noPorts: boolean; sshdRefuses: boolean; hostileResults: boolean };
+  faults: { noPorts: boolean; sshdRefuses: boolean; sftpBroken: boolean; hostileResults: boolean };
   /** The fingerprint of the host key the pod's sshd presents (`SHA256:...`, as `ssh-keygen -lf` prints it). */
   hostKeySha256: string | null;
   /** How often the 'host-key-swap' fault replaced the pod's host key (and restarted its sshd with it). */

@@ -2,7 +2,7 @@
 import type { BillingMeter } from './billing.js';
 import type { FaultBook } from './faults.js';
 import { actionsFor } from './model.js';
-import type { EmulatorStateOptions } from './model.js';
+import type { EmulatorStateOptions, PodRecord } from './model.js';
 import type { PodFaults } from './pod-faults.js';
 import { podLog } from './pods.js';
 import type { PodLifecycle } from './pods.js';
@@ -100,6 +100,7 @@ export async function podAction(
       return renderPod(pod, ctx.options);
     case 'restart':
       await lifecycle.interrupt(pod);
+      freshContainer(pod);
       podLog(pod, 'system', 'pod restarting');
       lifecycle.enterRunning(pod, pod.generation);
       return renderPod(pod, ctx.options);
@@ -113,11 +114,20 @@ export async function podAction(
         pod.holdsGpus = true;
       }
       await lifecycle.interrupt(pod);
+      freshContainer(pod);
       podLog(pod, 'system', 'pod starting');
       lifecycle.runTimeline(pod, 'STARTING');
       return renderPod(pod, ctx.options);
     }
   }
+}
+
+/**
+ * A container (re)start: faults that model something broken inside the old container are gone with it. The workspace
+ * (the pod directory) is kept, as a pod's volume is.
+ */
+function freshContainer(pod: PodRecord): void {
+  pod.faults.sftpBroken = false;
 }
 
 /** `PATCH /v2/pods/{id}`: partial merge; a change to what the container runs restarts a running pod. */
@@ -162,6 +172,7 @@ export async function patchPod(ctx: PodContext, id: string, raw: unknown): Promi
   if (body.globalNetworking !== undefined) pod.globalNetworking = body.globalNetworking;
   if (restartNeeded && pod.status === 'RUNNING') {
     await ctx.lifecycle.interrupt(pod);
+    freshContainer(pod);
     podLog(pod, 'system', 'pod updated; restarting container');
     ctx.lifecycle.enterRunning(pod, pod.generation);
   }

@@ -1,5 +1,5 @@
 // The effects of a 'pod' fault on one pod: list lag, no ports, refused logins, errors, vanishing, drops, key swaps,
-// hostility.
+// hostility, a broken SFTP server.
 import { writeFile } from 'node:fs/promises';
 import type { PodFaultEffect } from './control.js';
 import type { PodFaultParams } from './faults.js';
@@ -30,6 +30,11 @@ export class PodFaults {
         writeHostileShim(pod.dir, pod.hostile);
         // A running sshd got its session PATH at start: restart it in place so new sessions see the shim.
         if (pod.sshd) this.#pods.restartSshd(pod, 'hostile PATH').catch(() => undefined);
+        return;
+      case 'sftp-broken':
+        pod.faults.sftpBroken = true;
+        // sshd reads its Subsystem lines only at start: restart it in place without SFTP (exec sessions live on).
+        if (pod.sshd) this.#pods.restartSshd(pod, 'no SFTP subsystem').catch(() => undefined);
         return;
       case 'host-key-swap':
         this.#swapHostKeyAfterLogins(pod, params.afterLogins);

@@ -7,7 +7,7 @@ import type { EmulatorStateOptions, LogLine, PodRecord, PodStatus, PortMapping }
 import { notFound } from './problems.js';
 import type { Randomness } from './random.js';
 import { podPaths } from './sshd.js';
-import type { SshdHandle } from './sshd.js';
+import type { SshdHandle, SshdStartInput } from './sshd.js';
 
 const MAX_LOG_LINES = 5000;
 
@@ -161,12 +161,7 @@ export class PodLifecycle {
     const old = pod.sshd;
     if (!old) return false;
     const gen = pod.generation;
-    const next = await this.#o.sshd.restart(old, {
-      podId: pod.id,
-      dir: pod.dir,
-      authorizedKeys: pod.faults.sshdRefuses ? '' : pod.authorizedKeys,
-      env: this.#sessionEnv(pod),
-    });
+    const next = await this.#o.sshd.restart(old, this.#sshdInput(pod));
     if (this.#stale(pod, gen) || pod.sshd !== old) {
       await this.#o.sshd.stop(next);
       return false;
@@ -213,12 +208,7 @@ export class PodLifecycle {
     if (pod.ports.includes('22/tcp')) {
       let handle: SshdHandle;
       try {
-        handle = await this.#o.sshd.start({
-          podId: pod.id,
-          dir: pod.dir,
-          authorizedKeys: pod.faults.sshdRefuses ? '' : pod.authorizedKeys,
-          env: this.#sessionEnv(pod),
-        });
+        handle = await this.#o.sshd.start(this.#sshdInput(pod));
       } catch (err) {
         if (this.#stale(pod, gen)) return;
         this.#o.log(`pod ${pod.id}: ${String(err)}`);
@@ -247,6 +237,17 @@ export class PodLifecycle {
       const pub = priv === 22 && pod.sshd ? pod.sshd.port : this.#random.int(10_000, 65_000);
       return { private: priv, public: pub, type, ip: '127.0.0.1' };
     });
+  }
+
+  /** What the pod's sshd starts with, faults included; the same for a first start and a restart in place. */
+  #sshdInput(pod: PodRecord): SshdStartInput {
+    return {
+      podId: pod.id,
+      dir: pod.dir,
+      authorizedKeys: pod.faults.sshdRefuses ? '' : pod.authorizedKeys,
+      env: this.#sessionEnv(pod),
+      sftp: !pod.faults.sftpBroken,
+    };
   }
 
   /** Session environment for sshd's SetEnv, lowest precedence first. */

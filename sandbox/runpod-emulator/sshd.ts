@@ -35,6 +35,8 @@ export interface SshdStartInput {
   env: [string, string][];
   /** Listen on this port (a restart in place); default: a free loopback port. */
   port?: number;
+  /** Serve the SFTP subsystem (default true); false: exec works, SFTP is refused (the 'sftp-broken' fault). */
+  sftp?: boolean;
   /**
    * `NAME=value` in the environment of every process the server runs (it must also be in `env`): stop() ends them all.
    * Default `RUNPOD_POD_ID=<podId>`.
@@ -169,6 +171,8 @@ export function renderSshdConfig(opts: {
   dir: string;
   port: number;
   setEnvLine: string | null;
+  /** Without it there is no `Subsystem sftp` line, and sshd refuses SFTP sessions. */
+  sftp: boolean;
 }): string {
   const p = podPaths(opts.dir);
   const q = (s: string): string => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -191,7 +195,7 @@ export function renderSshdConfig(opts: {
     // The orchestrator opens several sessions at once; the defaults (10:30:100, 10) drop some.
     'MaxStartups 100',
     'MaxSessions 100',
-    'Subsystem sftp internal-sftp',
+    ...(opts.sftp ? ['Subsystem sftp internal-sftp'] : ['# No SFTP subsystem: the sftp-broken fault.']),
     ...(opts.setEnvLine
       ? ['# sshd honours only the first SetEnv line: all variables are on this one.', opts.setEnvLine]
       : []),
@@ -228,7 +232,16 @@ export class SshdManager {
     // A free port can be taken between probing and sshd's bind; try a few.
     for (let attempt = 0; attempt < (input.port === undefined ? 3 : 1); attempt++) {
       const port = input.port ?? (await freeLoopbackPort());
-      await writeFile(p.config, renderSshdConfig({ podId: input.podId, dir: input.dir, port, setEnvLine: line }));
+      await writeFile(
+        p.config,
+        renderSshdConfig({
+          podId: input.podId,
+          dir: input.dir,
+          port,
+          setEnvLine: line,
+          sftp: input.sftp ?? true,
+        }),
+      );
       try {
         return await this.#spawn(input.podId, port, p.config, p.log, input.processMarker);
       } catch (err) {

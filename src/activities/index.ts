@@ -9,6 +9,7 @@ import {
 import { createPlanActivities, type PlanActivityDeps } from './plan/index.js';
 import { createReaperActivities, type ReaperActivityDeps } from './reaper/index.js';
 import {
+  createKeptResultsActivities,
   createResultsActivities,
   createResultsTransferActivities,
   type ResultsActivityDeps,
@@ -58,6 +59,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHarnessActivities(deps),
     ...createResultsTransferActivities(deps),
     ...createResultsActivities(deps),
+    ...createKeptResultsActivities(deps),
     ...createReaperActivities(deps),
     ...createAnalysisActivities(deps),
     ...createStudyActivities(deps),

@@ -46,6 +46,7 @@ import {
   UsageError,
 } from './args.js';
 import { installReaperSchedule, reaperCommand } from './reaper.js';
+import { fetchResultsCommand, parseFetchResultsArgs } from './fetch-results.js';
 import { followStudy } from './follow.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
 import { decideGateUpdate, gateStatusQuery, raiseBudgetSignal, studyProgressQuery } from '../workflows/messages.js';
@@ -63,6 +64,7 @@ const USAGE = `Usage:
   npm run import -- <folder or files...> --study rq1 --phase <phase> --model <repo id> --prompt <name>
                     [--id-column C | --line-column C] [--label-column C] [--prediction-column C]
   npm run reaper -- [--dry-run] [--grace-minutes 15] [--sandbox] [--install-schedule [--every-minutes 10]]
+  npm run fetch-results -- --pod <pod id> [--sandbox] | --list
   npm run sandbox -- <up|down>
 Every command checks its arguments before it contacts anything. start-workflow prints the phase's plan first, stops
 when one of its checks fails, and asks before a real start (--yes: do not ask; with no terminal it refuses).
@@ -417,6 +419,18 @@ async function reaper(argv: string[]): Promise<number> {
   return reaperCommand({ args, config: loadConfig(env, ROOT) });
 }
 
+async function fetchResults(argv: string[]): Promise<number> {
+  const args = parseFetchResultsArgs(argv);
+  const config = loadConfig({ ...process.env, ...(args.sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
+    requireRunPodKey: false,
+  });
+  return fetchResultsCommand({
+    args,
+    resultsDir: resolve(ROOT, config.RESULTS_DIR),
+    connect: () => connect(args.sandbox),
+  });
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   start,
   plan,
@@ -426,6 +440,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   reaper,
   report,
   import: importRuns,
+  'fetch-results': fetchResults,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,6 +1,19 @@
 /** Prefix of every pod name this project creates; the reaper only ever touches pods carrying it. */
 export const POD_NAME_PREFIX = 'gpustudy';
 
+/**
+ * Prefix of a pod the project stopped instead of terminating because its results are not home yet: the reaper lists
+ * it but never terminates it; `npm run fetch-results -- --pod <id>` brings the results home and then terminates it.
+ */
+export const KEPT_POD_NAME_PREFIX = `${POD_NAME_PREFIX}-kept`;
+
+/** `gpustudy--a--b` -> `gpustudy-kept--a--b`: the same owner, marked as holding results. Idempotent. */
+export function keptPodName(name: string): string {
+  if (name.startsWith(`${KEPT_POD_NAME_PREFIX}--`)) return name;
+  const rest = name.startsWith(`${POD_NAME_PREFIX}--`) ? name.slice(POD_NAME_PREFIX.length + 2) : name;
+  return `${KEPT_POD_NAME_PREFIX}--${rest}`;
+}
+
 /** The Temporal Schedule that runs the reaper workflow. */
 export const REAPER_SCHEDULE_ID = 'gpustudy-pod-reaper';
 

@@ -15,6 +15,8 @@ export const ErrorTypes = {
   ReservationFailed: 'ReservationFailedError',
   /** The session's pod was lost (vanished, exited, unreachable) more often than `maxPodReplacements` allows. */
   PodLost: 'PodLostError',
+  /** A run's results could not be brought home: the pod is kept (stopped) for `npm run fetch-results`. */
+  ResultsNotHome: 'ResultsNotHomeError',
   // SSH to the pod (src/activities/ssh/errors.ts)
   Ssh: 'SshError',
   /** The pod's SSH host key is not the pinned one (or nothing was pinned): never retried. */
@@ -89,4 +91,5 @@ export const NON_RETRYABLE_ERROR_TYPES: string[] = [
   ErrorTypes.AnalysisInput,
   ErrorTypes.StudyInvalid,
   ErrorTypes.PreflightFailed,
+  ErrorTypes.ResultsNotHome,
 ];

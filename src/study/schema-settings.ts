@@ -51,6 +51,17 @@ export const DownloadSettingsSchema = z
   })
   .strict();
 
+/** Bringing results home over SFTP (transferResults). */
+export const TransferSettingsSchema = z
+  .object({
+    /**
+     * How long one run's transfer is retried before the session gives up on it. Then the pod is stopped, not
+     * terminated, so the results wait on its volume for `npm run fetch-results`.
+     */
+    giveUpAfterMs: positiveInt.default(2 * 3_600_000),
+  })
+  .strict();
+
 export const CodeCarbonSettingsSchema = z
   .object({
     countryIsoCode: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 3166-1 alpha-3 code such as USA'),
@@ -65,4 +76,5 @@ export const CodeCarbonSettingsSchema = z
 export type VllmSettings = z.infer<typeof VllmSettingsSchema>;
 export type HarnessSettings = z.infer<typeof HarnessSettingsSchema>;
 export type DownloadSettings = z.infer<typeof DownloadSettingsSchema>;
+export type TransferSettings = z.infer<typeof TransferSettingsSchema>;
 export type CodeCarbonSettings = z.infer<typeof CodeCarbonSettingsSchema>;

@@ -12,6 +12,7 @@ import {
   CodeCarbonSettingsSchema,
   DownloadSettingsSchema,
   HarnessSettingsSchema,
+  TransferSettingsSchema,
   VllmSettingsSchema,
   type HarnessSettings,
   type VllmSettings,
@@ -39,10 +40,12 @@ export {
   CodeCarbonSettingsSchema,
   DownloadSettingsSchema,
   HarnessSettingsSchema,
+  TransferSettingsSchema,
   VllmSettingsSchema,
   type CodeCarbonSettings,
   type DownloadSettings,
   type HarnessSettings,
+  type TransferSettings,
   type VllmSettings,
 } from './schema-settings.js';
 export {
@@ -71,6 +74,7 @@ export const StudySchema = z
     harness: HarnessSettingsSchema,
     codecarbon: CodeCarbonSettingsSchema,
     download: DownloadSettingsSchema.prefault({}),
+    transfer: TransferSettingsSchema.prefault({}),
     planning: PlanningSettingsSchema.prefault({}),
     phases: z.array(PhaseSchema).min(1),
     /** Spending limit over all phases (pod cost); checked before each pod session with its estimate. */

@@ -98,6 +98,8 @@ export type SessionStage =
   | 'transferring'
   /** The pod was lost: terminating it and reserving another (`podReplacements` says which and why). */
   | 'replacing-pod'
+  /** Results could not be brought home: the pod is stopped and kept for `npm run fetch-results`. */
+  | 'keeping-pod'
   | 'terminating'
   | 'done'
   | 'failed';
@@ -120,6 +122,8 @@ export interface PodSessionProgress {
   error: string | null;
   /** Pods lost and replaced so far in this session. */
   podReplacements?: PodReplacement[];
+  /** The pod was stopped and kept (not terminated) because results on it could not be brought home. */
+  podKept?: { name: string | null; at: string } | null;
 }
 
 export interface StudyProgress {

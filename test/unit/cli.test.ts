@@ -123,6 +123,8 @@ describe('the CLI process on a bad invocation', () => {
       [['gate', 'budget', '--phase-usd', '-5'], /^error: --phase-usd needs a value/],
       [['gate', 'approve', '--bogus'], /^error: unknown option --bogus for gate/],
       [['status', '--study', 'a', '--study', 'b'], /^error: --study given twice/],
+      [['fetch-results'], /^error: fetch-results needs --pod <pod id> \(or --list\)/],
+      [['fetch-results', '--pod', 'abc'], /^error: no kept-pod record for pod abc under /],
       // With a RunPod key set, so it is the simulated study that is refused, not a missing key.
       [['start', 'phase2a', '--study', 'studies/rq1.sandbox.yaml'], /^error: .* is a simulated study .*--sandbox$/],
     ];

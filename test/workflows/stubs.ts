@@ -37,15 +37,19 @@ export function stubActivities(calls: Calls, overrides: Partial<Activities> = {}
     waitForPodReady: rec('waitForPodReady', endpoint),
     terminatePod: rec('terminatePod', { alreadyGone: false, terminatedAt: new Date().toISOString() }),
     terminatePodsByName: rec('terminatePodsByName', { terminated: [] }),
-    // A pod that is never lost: the watcher heartbeats until the workflow cancels it, as the real one does.
-    watchPod: async (input) => {
-      calls.push({ name: 'watchPod', input });
+    // A pod that is never lost: the watcher heartbeats until the workflow cancels it, as the real one does. It runs
+    // beside the steps, so it is left out of `calls` (whose order the tests check).
+    watchPod: async () => {
       for (;;) {
         heartbeat();
         await sleep(100);
       }
     },
     checkPod: rec('checkPod', { healthy: true, reason: null }),
+    keepPod: rec('keepPod', { kept: true, name: 'gpustudy-kept--x', note: null }),
+    resumeKeptPod: rec('resumeKeptPod', { found: true, status: 'EXITED' }),
+    recordKeptResults: rec('recordKeptResults', { path: 'results/x/kept-pods/pod1.json' }),
+    removeKeptResults: rec('removeKeptResults', { removed: true }),
     preparePod: rec('preparePod', {
       datasetSha256: 'd',
       promptSha256: { 'zero-shot': 'z', 'few-shot': 'f' },

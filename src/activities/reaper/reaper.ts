@@ -1,4 +1,4 @@
-import { parsePodName, POD_NAME_PREFIX } from '../../shared/constants.js';
+import { KEPT_POD_NAME_PREFIX, parsePodName, POD_NAME_PREFIX } from '../../shared/constants.js';
 import type { ReapDecision, ReapOrphanPodsInput, ReapOrphanPodsOutput } from './types.js';
 import type { RunPodApi } from '../runpod/index.js';
 
@@ -21,6 +21,19 @@ export async function reapOrphanPods(deps: ReaperDeps, input: ReapOrphanPodsInpu
   const opts = deps.signal ? { signal: deps.signal } : {};
   const pods = await deps.runpod.findPodsByNamePrefix(`${POD_NAME_PREFIX}--`, opts);
   const decisions: ReapDecision[] = [];
+  // Pods kept for results not yet home: listed so a person sees them, never terminated here.
+  for (const pod of await deps.runpod.findPodsByNamePrefix(`${KEPT_POD_NAME_PREFIX}--`, opts)) {
+    const created = pod.createdAt ? Date.parse(pod.createdAt) : Number.NaN;
+    decisions.push({
+      podId: pod.id,
+      name: pod.name,
+      ownerWorkflowId: null,
+      ageMs: Number.isNaN(created) ? null : now - created,
+      costPerHr: pod.cost ?? 0,
+      action: 'kept',
+      reason: `holds results not brought home: npm run fetch-results -- --pod ${pod.id}`,
+    });
+  }
   for (const pod of pods) {
     const created = pod.createdAt ? Date.parse(pod.createdAt) : Number.NaN;
     const ageMs = Number.isNaN(created) ? null : now - created;

@@ -6,5 +6,6 @@ export { TransferChecksumError, TransferLimitError, UnsafePodFileError } from '.
 export { LIMIT_ENV } from './rules.js';
 export type { TransferLimits } from './rules.js';
 export { createResultsTransferActivities } from './transfer.js';
+export { createKeptResultsActivities, findKeptResults, keptResultsPath, readKeptResults, KEPT_DIR } from './kept.js';
 export type { ResultsTransferActivityDeps } from './transfer.js';
 export type * from './types.js';

@@ -167,3 +167,28 @@ export interface SummarizePhaseOutput {
   runs: number;
   inconsistencies: string[];
 }
+
+/** Results a transfer gave up on, left on a kept (stopped) pod's volume until `npm run fetch-results`. */
+export interface KeptResults {
+  schemaVersion: 1;
+  study: string;
+  phaseId: string;
+  model: string;
+  podId: string;
+  /** The pod's name once kept (`gpustudy-kept--...`); null if renaming it failed. */
+  keptName: string | null;
+  /** Why the transfer gave up (its last failure). */
+  reason: string;
+  keptAt: string;
+  /** The pod's workspace (the volume) for the readiness check when it is started again. */
+  workspaceDir: string;
+  /** Each run not brought home: where it is on the pod, where it goes, and its manifest (written once it is home). */
+  runs: { prompt: string; runId: string; remoteDir: string; resultsSubdir: string; manifest: RunManifest }[];
+}
+export interface RecordKeptResultsOutput {
+  path: string;
+}
+export interface RemoveKeptResultsInput {
+  study: string;
+  podId: string;
+}

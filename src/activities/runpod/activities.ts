@@ -1,6 +1,8 @@
 // The RunPod activities, composed from one file per job: reserve.ts (create with candidate fallback, lost answers,
-// duplicates), lifecycle.ts (readiness, terminate, terminate by name) and pricing.ts (catalog prices).
+// duplicates), lifecycle.ts (readiness, terminate, terminate by name), pricing.ts (catalog prices) and keep.ts
+// (a pod stopped, not terminated, while it holds results not yet home).
 import type { RunPodActivityDeps } from './deps.js';
+import { createKeepActivities } from './keep.js';
 import { createLifecycleActivities } from './lifecycle.js';
 import { createPricingActivities } from './pricing.js';
 import { createReserveActivities } from './reserve.js';
@@ -13,5 +15,6 @@ export function createRunPodActivities(deps: RunPodActivityDeps) {
     ...createReserveActivities(deps),
     ...createLifecycleActivities(deps),
     ...createPricingActivities(deps),
+    ...createKeepActivities(deps),
   };
 }

@@ -35,6 +35,10 @@ export interface RunPodApi {
   findPodByName(name: string, options?: ListPodsOptions): Promise<Pod | null>;
   /** The catalog entry of one GPU type (`GET /catalog/gpus/{id}`), or null when RunPod does not know it. */
   getGpuType(gpuTypeId: string, options?: RunPodRequestOptions): Promise<GpuType | null>;
+  /** Stops (compute released, volume kept) or starts a pod (`POST /pods/{id}/action`). */
+  podAction(podId: string, action: 'start' | 'stop', options?: RunPodRequestOptions): Promise<Pod>;
+  /** Renames a pod (`PATCH /pods/{id}` with `name` only: nothing the container runs changes). */
+  renamePod(podId: string, name: string, options?: RunPodRequestOptions): Promise<Pod>;
 }
 
 export interface RunPodClientOptions {
@@ -62,7 +66,7 @@ const REPEATED_ON_429: ReadonlySet<string> = new Set(['GET', 'DELETE']);
 const MAX_PAGES = 10_000;
 
 interface RequestArgs<T> {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   query?: Record<string, string | undefined>;
   body?: unknown;
@@ -173,6 +177,18 @@ export class RunPodClient implements RunPodApi {
       if (err instanceof RunPodApiError && err.status === 404) return false;
       throw err;
     }
+  }
+
+  async podAction(podId: string, action: 'start' | 'stop', options: RunPodRequestOptions = {}): Promise<Pod> {
+    const path = `/pods/${encodeURIComponent(podId)}/action`;
+    const res = await this.#request({ method: 'POST', path, body: { action }, schema: PodSchema, ...options });
+    return this.#required(res, 'POST', path);
+  }
+
+  async renamePod(podId: string, name: string, options: RunPodRequestOptions = {}): Promise<Pod> {
+    const path = `/pods/${encodeURIComponent(podId)}`;
+    const res = await this.#request({ method: 'PATCH', path, body: { name }, schema: PodSchema, ...options });
+    return this.#required(res, 'PATCH', path);
   }
 
   /** All pods whose name starts with `prefix`, newest first. v2 has no server-side filter, so this lists everything. */

@@ -107,8 +107,9 @@ export function createLifecycleActivities(deps: RunPodActivityDeps) {
      */
     async terminatePodsByName(input: TerminatePodsByNameInput): Promise<TerminatePodsByNameOutput> {
       const names = new Set(input.podNames);
+      const except = new Set(input.exceptPodIds ?? []);
       const pods = (await runpod.listPods({ signal: cancellationSignal() })).filter(
-        (p) => names.has(p.name) && isLive(p),
+        (p) => names.has(p.name) && isLive(p) && !except.has(p.id),
       );
       const terminated: TerminatePodsByNameOutput['terminated'] = [];
       for (const p of pods) {

@@ -76,6 +76,8 @@ export interface TerminatePodOutput {
 /** Every live pod carrying one of these names is terminated (lost creates, duplicates). */
 export interface TerminatePodsByNameInput {
   podNames: string[];
+  /** Pods never to terminate even under one of the names (one kept for its results). */
+  exceptPodIds?: string[];
 }
 export interface TerminatePodsByNameOutput {
   terminated: { podId: string; name: string }[];
@@ -106,4 +108,24 @@ export interface CheckPodInput {
 export interface PodHealth {
   healthy: boolean;
   reason: string | null;
+}
+
+export interface KeepPodInput {
+  podId: string;
+  /** Why the pod is kept (what was not brought home); logged. */
+  reason: string;
+}
+export interface KeepPodOutput {
+  kept: boolean;
+  /** The pod's kept name (`gpustudy-kept--...`); null when the pod was already gone. */
+  name: string | null;
+  note: string | null;
+}
+export interface ResumeKeptPodInput {
+  podId: string;
+}
+export interface ResumeKeptPodOutput {
+  /** False when RunPod no longer has the pod (a stopped pod can disappear after about a day). */
+  found: boolean;
+  status: string | null;
 }

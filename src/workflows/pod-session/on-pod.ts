@@ -1,10 +1,11 @@
-import { log, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { ErrorTypes } from '../../shared/errors.js';
 import type { CandidateAttempt } from '../../activities/runpod/index.js';
 import type { PodReplacement, RunInterruption } from '../../activities/results/index.js';
 import type { HarnessSettings, ModelSpec, Phase, Study, VllmSettings } from '../../study/schema.js';
 import type { PodSessionProgress, PodSessionRun } from '../types.js';
 import { buildRunManifest } from './manifest.js';
-import { call, POD_STEP_HEARTBEAT_TIMEOUT, podStep, quick } from './options.js';
+import { call, POD_STEP_HEARTBEAT_TIMEOUT, podStep, podStepUntil, quick } from './options.js';
 import type { Reserved } from './reserve.js';
 import { ensureModelServer, runStrategy, type ServeInput } from './run-strategy.js';
 import type { PodLedger } from './teardown.js';
@@ -123,14 +124,6 @@ export async function workOnPod(a: OnPodInput): Promise<void> {
     const { runId, inference } = run;
     const resultsSubdir = `${study.study}/${a.phaseId}/${a.modelSlug}/${prompt.name}/${runId}`;
 
-    stage('transferring', prompt.name);
-    const transferred = await call(
-      'transferResults',
-      podStep(2 * 3_600_000, 10),
-      `bring ${prompt.name} results home over SFTP`,
-      { endpoint: ep, remoteDir: inference.remoteDir, resultsSubdir, sessionBytesSoFar: a.sessionBytes() },
-    );
-    a.onTransferred(transferred.files.reduce((n, f) => n + f.bytes, 0));
     // A strategy the lost pod was running started again here, from scratch.
     const lostWith: RunInterruption[] = a.replacements
       .filter((r) => r.interruptedPrompt === prompt.name)
@@ -143,6 +136,7 @@ export async function workOnPod(a: OnPodInput): Promise<void> {
         samplesDone: null,
         samplesTotal: null,
       }));
+    // Built before the transfer: a run kept on its pod takes its manifest along for when it comes home.
     const manifest = buildRunManifest({
       study,
       phaseId: a.phaseId,
@@ -169,6 +163,49 @@ export async function workOnPod(a: OnPodInput): Promise<void> {
       finishedAt: new Date().toISOString(),
       podCostSoFarUsd: a.podCostUsd(),
     });
+
+    stage('transferring', prompt.name);
+    let transferred;
+    try {
+      transferred = await call(
+        'transferResults',
+        // Retried until the study's give-up time, however many attempts that takes.
+        podStepUntil(2 * 3_600_000, study.transfer.giveUpAfterMs),
+        `bring ${prompt.name} results home over SFTP`,
+        { endpoint: ep, remoteDir: inference.remoteDir, resultsSubdir, sessionBytesSoFar: a.sessionBytes() },
+      );
+    } catch (err) {
+      const held = pods.held;
+      if (!resultsStayOnPod(err) || target.kind !== 'runpod' || !held) throw err;
+      // The results exist only on the pod: keep it (teardown stops it instead of terminating) and say how to fetch.
+      const reason = failureText(err);
+      pods.keep = { reason };
+      const record = await call('recordKeptResults', quick, `record the results left on pod ${held.podId}`, {
+        schemaVersion: 1,
+        study: study.study,
+        phaseId: a.phaseId,
+        model: model.repoId,
+        podId: held.podId,
+        keptName: null,
+        reason,
+        keptAt: new Date().toISOString(),
+        workspaceDir: ep.workspaceDir,
+        runs: [{ prompt: prompt.name, runId, remoteDir: inference.remoteDir, resultsSubdir, manifest }],
+      });
+      throw ApplicationFailure.create({
+        type: ErrorTypes.ResultsNotHome,
+        nonRetryable: true,
+        message:
+          `the results of ${prompt.name} (run ${runId}) did not come home within ${study.transfer.giveUpAfterMs} ms: ` +
+          `${reason}. Pod ${held.podId} is kept: stopped, not terminated, and renamed so the reaper leaves it alone; ` +
+          `its volume holds ${inference.remoteDir}. Not brought home: ${prompt.name}` +
+          `${a.runs.length < study.prompts.length - 1 ? ' and the strategies after it (not run)' : ''}. ` +
+          `Fetch them with: npm run fetch-results -- --pod ${held.podId}${study.simulated ? ' --sandbox' : ''} ` +
+          `(record: ${record.path})`,
+        details: [{ podId: held.podId, recordPath: record.path }],
+      });
+    }
+    a.onTransferred(transferred.files.reduce((n, f) => n + f.bytes, 0));
     const written = await call('writeRunManifest', quick, `write manifest and checksums for ${prompt.name}`, {
       resultsSubdir,
       manifest,
@@ -176,4 +213,19 @@ export async function workOnPod(a: OnPodInput): Promise<void> {
     a.runs.push({ prompt: prompt.name, runId, resultsSubdir, metrics: written.metrics });
     progress.runsDone = a.runs.length;
   }
+}
+
+/** A transfer that gave up with the results still only on the pod (not refused by the rules, not cancelled). */
+function resultsStayOnPod(err: unknown): boolean {
+  if (isCancellation(err) || !(err instanceof ActivityFailure)) return false;
+  const type = err.cause instanceof ApplicationFailure ? err.cause.type : null;
+  // A hostile or runaway pod's files are refused on purpose: the same listing comes back on every try.
+  return type !== ErrorTypes.UnsafePodFile && type !== ErrorTypes.TransferLimit;
+}
+
+/** The innermost message of an activity failure (the last attempt's error, or the timeout). */
+function failureText(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
 }

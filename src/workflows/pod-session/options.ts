@@ -45,6 +45,14 @@ export const podStep = (startToCloseMs: number, maximumAttempts: number): Activi
   },
 });
 
+/** A pod step retried (same backoff) as often as fits in `giveUpAfterMs`: a time budget, no attempt count. */
+export const podStepUntil = (startToCloseMs: number, giveUpAfterMs: number): ActivityOptions => ({
+  startToCloseTimeout: startToCloseMs,
+  heartbeatTimeout: POD_STEP_HEARTBEAT_TIMEOUT,
+  scheduleToCloseTimeout: giveUpAfterMs,
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '2m', nonRetryableErrorTypes },
+});
+
 /**
  * One reserve round: retried with the study's backoff until the reservation deadline (`remainingMs` of it are left);
  * no attempt limit, the schedule-to-close deadline ends the retries.

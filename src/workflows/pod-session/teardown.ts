@@ -38,14 +38,28 @@ export class Compensations {
 export interface PodLedger {
   held: PodRef | null;
   discarded: { costUsd: number; hours: number };
+  /** Set when results on the held pod could not be brought home: teardown stops and keeps it instead. */
+  keep: { reason: string } | null;
 }
 
-/** Terminates the pod the session holds when teardown runs, and records when (the end of its billing). */
+/**
+ * Terminates the pod the session holds when teardown runs, and records when (the end of its billing). A pod holding
+ * results that could not be brought home is kept instead: renamed for the reaper to leave alone, and stopped.
+ */
 export function terminateHeldPod(a: { pods: PodLedger; progress: PodSessionProgress }): Compensation {
   return {
     undo: async () => {
       const pod = a.pods.held;
       if (!pod) return;
+      if (a.pods.keep) {
+        a.progress.stage = 'keeping-pod';
+        const k = await call('keepPod', teardownStep, `stop and keep pod ${pod.podId} (results not home)`, {
+          podId: pod.podId,
+          reason: a.pods.keep.reason,
+        });
+        a.progress.podKept = { name: k.name, at: new Date().toISOString() };
+        return;
+      }
       a.progress.stage = 'terminating';
       const t = await call('terminatePod', teardownStep, `terminate pod ${pod.podId}`, { podId: pod.podId });
       a.progress.podTerminatedAt = t.terminatedAt;
@@ -69,6 +83,7 @@ export function sweepPodsByName(a: {
       const { podNames } = a;
       await call('terminatePodsByName', backedUpTeardownStep, `terminate pods named ${podNames.join(', ')}`, {
         podNames,
+        ...(a.pods.keep && a.pods.held ? { exceptPodIds: [a.pods.held.podId] } : {}),
       })
         .then((r) => r.terminated.length && log.warn('terminated pods found by name', { pods: r.terminated }))
         .catch((e: unknown) => log.warn('by-name pod sweep failed; the reaper will find them', { error: String(e) }));

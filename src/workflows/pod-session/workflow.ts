@@ -75,7 +75,7 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
 
   // What to undo at the end, pushed as each resource is acquired (teardown.ts).
   const compensations = new Compensations();
-  const pods: PodLedger = { held: null, discarded: { costUsd: 0, hours: 0 } };
+  const pods: PodLedger = { held: null, discarded: { costUsd: 0, hours: 0 }, keep: null };
   const attempts: CandidateAttempt[] = [];
   // Bytes brought home so far, for the worker's per-session transfer limit (TRANSFER_MAX_SESSION_BYTES).
   let sessionBytes = 0;
@@ -85,7 +85,8 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
   const podBill = () => {
     const held = pods.held;
     if (!held) return { ...pods.discarded };
-    const endedAt = progress.podTerminatedAt ?? new Date().toISOString();
+    // A kept pod stops its compute at the stop (its volume bills on, at a rate the pod's price does not show).
+    const endedAt = progress.podTerminatedAt ?? progress.podKept?.at ?? new Date().toISOString();
     const billed = { costPerHr: held.costPerHr, createdAt: held.createdAt, endedAt };
     return { costUsd: pods.discarded.costUsd + podCostUsd(billed), hours: pods.discarded.hours + podHours(billed) };
   };
@@ -174,6 +175,8 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       const interruptedPrompt =
         running && !runs.some((r) => r.prompt === running) && RUN_STAGES.includes(progress.stage) ? running : null;
       stage('replacing-pod', outcome.reason);
+      // Whatever was waiting on the lost pod went with it: nothing to keep.
+      pods.keep = null;
       log.warn('pod lost; replacing it', { podId: held.podId, reason: outcome.reason });
       const t = await call('terminatePod', teardownStep, `terminate lost pod ${held.podId}`, { podId: held.podId });
       const billed = { costPerHr: held.costPerHr, createdAt: held.createdAt, endedAt: t.terminatedAt };
