@@ -212,6 +212,28 @@ describe('podSessionWorkflow when its pod is lost', () => {
     ]);
   });
 
+  it('never replaces a pod whose host key changed: that failure ends the session as it is', async () => {
+    const calls: Calls = [];
+    const acts = stubActivities(calls, {
+      downloadModel: (input) => {
+        calls.push({ name: 'downloadModel', input });
+        return Promise.reject(
+          ApplicationFailure.create({
+            type: 'HostKeyMismatchError',
+            message: 'host key of 127.0.0.1:1 changed',
+            nonRetryable: true,
+          }),
+        );
+      },
+    });
+    const err = await start(studyWith(2), acts).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const failure = (err as WorkflowFailedError).cause?.cause;
+    expect((failure as ApplicationFailure).type).toBe('HostKeyMismatchError');
+    expect(calls.filter((c) => c.name === 'checkPod')).toHaveLength(0);
+    expect(calls.filter((c) => c.name === 'reservePod')).toHaveLength(1);
+  });
+
   it('after a failed step, replaces the pod only when the check finds it unusable', async () => {
     const downloadFails = () =>
       Promise.reject(

@@ -1,7 +1,7 @@
 // Is the session's pod still there? A watcher that runs beside the pod-side steps and returns once the pod is lost
 // (vanished, exited, failed), and a one-shot check (API status, then an SSH login) for when a pod-side step failed.
 import { heartbeat, log, sleep } from '@temporalio/activity';
-import type { PodConnector } from '../ssh/index.js';
+import { HostKeyMismatchError, type PodConnector } from '../ssh/index.js';
 import type { RunPodApi } from './client.js';
 import { RunPodApiError } from './errors.js';
 import { toPhase } from './schemas.js';
@@ -63,6 +63,8 @@ export function createPodWatchActivities(deps: PodWatchActivityDeps) {
           shell.close();
         }
       } catch (err) {
+        // Another machine at the pod's address is a verdict to report, never a pod to quietly replace.
+        if (err instanceof HostKeyMismatchError) throw err;
         return {
           healthy: false,
           reason: `pod ${input.podId} is RUNNING but unreachable over SSH: ${(err as Error).message}`,

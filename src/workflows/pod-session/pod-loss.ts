@@ -1,6 +1,27 @@
-import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { ErrorTypes } from '../../shared/errors.js';
 import type { PodEndpoint } from '../../activities/ssh/index.js';
 import { call, quick, watchStep } from './options.js';
+
+/**
+ * Failures that say something about the study, the model or the pod's honesty, never that the pod went away: they
+ * end the session as they are, without a check (a changed host key must fail loudly, not be replaced quietly).
+ */
+const VERDICTS: string[] = [
+  ErrorTypes.HostKeyMismatch,
+  ErrorTypes.UnsafePodFile,
+  ErrorTypes.TransferLimit,
+  ErrorTypes.ModelDoesNotFit,
+  ErrorTypes.HarnessContract,
+  ErrorTypes.HarnessInput,
+  ErrorTypes.StudyInvalid,
+];
+
+function isVerdict(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && VERDICTS.includes(err.cause.type ?? '')
+  );
+}
 
 /** How one stretch of work on a pod ended: it finished, or the pod was lost under it. */
 export type Watched<T> = { kind: 'done'; value: T } | { kind: 'lost'; reason: string };
@@ -37,7 +58,7 @@ export async function watched<T>(a: {
     }
     return first;
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    if (isCancellation(err) || isVerdict(err)) throw err;
     const health = await call('checkPod', quick, `check pod ${a.podId} after a failed step`, {
       podId: a.podId,
       endpoint: a.endpoint,

@@ -18,7 +18,7 @@ import { phaseSettings } from '../../study/schema.js';
 import { validateWorkflowInput } from '../../study/validate.js';
 import { sessionProgressQuery } from '../messages.js';
 import { workOnPod } from './on-pod.js';
-import { call, teardownStep } from './options.js';
+import { call, quick, teardownStep } from './options.js';
 import { watched } from './pod-loss.js';
 import { reserve, withRequiredGpuType } from './reserve.js';
 import { collectLogs, Compensations, stopHostWork, type PodLedger } from './teardown.js';
@@ -175,8 +175,14 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
       const interruptedPrompt =
         running && !runs.some((r) => r.prompt === running) && RUN_STAGES.includes(progress.stage) ? running : null;
       stage('replacing-pod', outcome.reason);
-      // Whatever was waiting on the lost pod went with it: nothing to keep.
-      pods.keep = null;
+      // Whatever was waiting on the lost pod went with it: nothing to keep, and no record to fetch it by.
+      if (pods.keep) {
+        pods.keep = null;
+        await call('removeKeptResults', quick, `remove the record of pod ${held.podId}: the pod is lost`, {
+          study: study.study,
+          podId: held.podId,
+        });
+      }
       log.warn('pod lost; replacing it', { podId: held.podId, reason: outcome.reason });
       const t = await call('terminatePod', teardownStep, `terminate lost pod ${held.podId}`, { podId: held.podId });
       const billed = { costPerHr: held.costPerHr, createdAt: held.createdAt, endedAt: t.terminatedAt };
