@@ -166,6 +166,8 @@ describe('podSessionWorkflow when its pod is lost', () => {
     const reserves = named('reservePod').map((c) => c.input as ReservePodInput);
     expect(reserves).toHaveLength(2);
     expect(reserves[0]?.target.candidates.map((c) => c.gpuTypeId)).toEqual([H100, H200]);
+    // phase2a requires one GPU type for all its runs.
+    expect(base.phases.find((p) => p.id === 'phase2a')?.requireSameGpuType).toBe(true);
     expect(reserves[1]?.target.candidates.map((c) => c.gpuTypeId)).toEqual([H100]);
     expect(reserves[1]?.podName).toMatch(/-p1-r0$/);
     expect(reserves[0]?.podName).not.toBe(reserves[1]?.podName);

@@ -200,8 +200,9 @@ export async function podSessionWorkflow(input: PodSessionInput): Promise<PodSes
         newPodId: null,
       });
       Object.assign(progress, { podId: null, gpu: null, costPerHr: 0, podCreatedAt: null, hostKeySha256: null });
-      // The phase's runs stay on one GPU type: the replacement is of the lost pod's type.
-      target = withRequiredGpuType(target, held.candidate.gpuTypeId);
+      // A phase that keeps its runs on one GPU type gets a replacement of the lost pod's type; otherwise the candidates
+      // are tried in their order again.
+      if (phase.requireSameGpuType) target = withRequiredGpuType(target, held.candidate.gpuTypeId);
     }
     stage('done');
   } catch (err) {
