@@ -5,7 +5,10 @@ import { Context } from '@temporalio/activity';
 /** How often the ticker heartbeats; well under the pod steps' 45 s heartbeat timeout. */
 export const HEARTBEAT_EVERY_MS = 10_000;
 
-/** Runs `fn`, heartbeating `details()` every `everyMs` until it settles. Outside an activity it only runs `fn`. */
+/**
+ * Runs `fn`, heartbeating `details()` every `everyMs` until it settles (skipped while it is undefined). Outside an
+ * activity it only runs `fn`.
+ */
 export async function keepHeartbeating<T>(
   details: () => unknown,
   fn: () => Promise<T>,
@@ -18,7 +21,11 @@ export async function keepHeartbeating<T>(
   } catch {
     return fn();
   }
-  const ticker = setInterval(() => context.heartbeat(details()), everyMs);
+  const ticker = setInterval(() => {
+    const d = details();
+    // Nothing to say yet: an empty heartbeat would replace what an earlier attempt left for the next one.
+    if (d !== undefined) context.heartbeat(d);
+  }, everyMs);
   try {
     return await fn();
   } finally {

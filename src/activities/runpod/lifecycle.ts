@@ -6,6 +6,7 @@ import { ErrorTypes } from '../../shared/errors.js';
 import { workspaceProbe, type PodEndpoint } from '../ssh/index.js';
 import type { RunPodActivityDeps } from './deps.js';
 import { isTransientApiError } from './errors.js';
+import { keepHeartbeating } from '../heartbeat.js';
 import { isLive, terminateConfirmed } from './pods.js';
 import { podSshEndpoint, toPhase, type Pod } from './schemas.js';
 import type {
@@ -28,70 +29,82 @@ export function createLifecycleActivities(deps: RunPodActivityDeps) {
      * failures are non-retryable and name the reason: the workflow terminates the pod and tries the next candidate.
      * Transient API errors while polling only delay the verdict.
      */
-    async waitForPodReady(input: WaitForPodReadyInput): Promise<PodEndpoint> {
-      const deadline = Date.now() + input.timeoutMs;
-      let last = 'no answer from RunPod yet';
-      let sawPort = false;
-      let lastStatus = 'unknown';
-      for (;;) {
-        let pod: Pod | null | undefined;
-        try {
-          pod = await runpod.getPod(input.podId, { signal: cancellationSignal() });
-        } catch (err) {
-          if (!isTransientApiError(err)) throw err;
-          last = `RunPod API trouble while polling: ${(err as Error).message}`;
-        }
-        if (pod === null)
-          throw ApplicationFailure.create({
-            type: ErrorTypes.PodGone,
-            message: `pod ${input.podId} vanished while starting (RunPod answers 404)`,
-            nonRetryable: true,
-          });
-        if (pod) {
-          const phase = toPhase(pod.status);
-          if (phase === 'failed' || phase === 'gone' || phase === 'exited') {
-            throw ApplicationFailure.create({
-              type: ErrorTypes.PodNotReady,
-              message: `pod ${input.podId} went to ${pod.status} while starting`,
-              nonRetryable: true,
-            });
-          }
-          lastStatus = pod.status;
-          const ssh = podSshEndpoint(pod);
-          last = `status ${pod.status}, ${ssh ? `ssh ${ssh.host}:${ssh.port}` : 'no public SSH port'}`;
-          if (ssh) {
-            sawPort = true;
+    waitForPodReady(input: WaitForPodReadyInput): Promise<PodEndpoint> {
+      // One slow API answer plus an SSH probe can outlast the heartbeat timeout: the ticker covers the gap.
+      const seen = { last: 'no answer from RunPod yet' };
+      return keepHeartbeating(
+        () => ({ podId: input.podId, state: seen.last }),
+        async () => {
+          const deadline = Date.now() + input.timeoutMs;
+          let sawPort = false;
+          let lastStatus = 'unknown';
+          for (;;) {
+            let pod: Pod | null | undefined;
             try {
-              // Trust on first use: a fresh pod's host key cannot be known in advance. The key seen here is pinned
-              // in the endpoint, and every later activity's connection must present the same one.
-              const shell = await deps.connector.connect(ssh, { signal: cancellationSignal(), trustOnFirstUse: true });
-              try {
-                const r = await shell.exec(workspaceProbe(input.defaultWorkspaceDir), { timeoutMs: 30_000 });
-                if (r.code === 0 && r.stdout.startsWith('/')) {
-                  log.info('pod ready; host key pinned', { podId: input.podId, hostKeySha256: shell.hostKeySha256 });
-                  return { ssh: { ...ssh, hostKeySha256: shell.hostKeySha256 }, workspaceDir: r.stdout.trim() };
-                }
-                last = `ssh command failed: ${r.stderr.slice(-200)}`;
-              } finally {
-                shell.close();
-              }
+              pod = await runpod.getPod(input.podId, { signal: cancellationSignal() });
             } catch (err) {
-              last = `sshd refuses: ${(err as Error).message}`;
+              if (!isTransientApiError(err)) throw err;
+              seen.last = `RunPod API trouble while polling: ${(err as Error).message}`;
             }
+            if (pod === null)
+              throw ApplicationFailure.create({
+                type: ErrorTypes.PodGone,
+                message: `pod ${input.podId} vanished while starting (RunPod answers 404)`,
+                nonRetryable: true,
+              });
+            if (pod) {
+              const phase = toPhase(pod.status);
+              if (phase === 'failed' || phase === 'gone' || phase === 'exited') {
+                throw ApplicationFailure.create({
+                  type: ErrorTypes.PodNotReady,
+                  message: `pod ${input.podId} went to ${pod.status} while starting`,
+                  nonRetryable: true,
+                });
+              }
+              lastStatus = pod.status;
+              const ssh = podSshEndpoint(pod);
+              seen.last = `status ${pod.status}, ${ssh ? `ssh ${ssh.host}:${ssh.port}` : 'no public SSH port'}`;
+              if (ssh) {
+                sawPort = true;
+                try {
+                  // Trust on first use: a fresh pod's host key cannot be known in advance. The key seen here is pinned
+                  // in the endpoint, and every later activity's connection must present the same one.
+                  const shell = await deps.connector.connect(ssh, {
+                    signal: cancellationSignal(),
+                    trustOnFirstUse: true,
+                  });
+                  try {
+                    const r = await shell.exec(workspaceProbe(input.defaultWorkspaceDir), { timeoutMs: 30_000 });
+                    if (r.code === 0 && r.stdout.startsWith('/')) {
+                      log.info('pod ready; host key pinned', {
+                        podId: input.podId,
+                        hostKeySha256: shell.hostKeySha256,
+                      });
+                      return { ssh: { ...ssh, hostKeySha256: shell.hostKeySha256 }, workspaceDir: r.stdout.trim() };
+                    }
+                    seen.last = `ssh command failed: ${r.stderr.slice(-200)}`;
+                  } finally {
+                    shell.close();
+                  }
+                } catch (err) {
+                  seen.last = `sshd refuses: ${(err as Error).message}`;
+                }
+              }
+            }
+            heartbeat({ podId: input.podId, state: seen.last });
+            if (Date.now() > deadline) {
+              throw ApplicationFailure.create({
+                type: ErrorTypes.PodNotReady,
+                message:
+                  `pod ${input.podId} not reachable over SSH within ${input.timeoutMs} ms ` +
+                  `(${sawPort ? seen.last : `never got a public SSH port; last status ${lastStatus}`})`,
+                nonRetryable: true,
+              });
+            }
+            await sleep(deps.pollIntervalMs);
           }
-        }
-        heartbeat({ podId: input.podId, state: last });
-        if (Date.now() > deadline) {
-          throw ApplicationFailure.create({
-            type: ErrorTypes.PodNotReady,
-            message:
-              `pod ${input.podId} not reachable over SSH within ${input.timeoutMs} ms ` +
-              `(${sawPort ? last : `never got a public SSH port; last status ${lastStatus}`})`,
-            nonRetryable: true,
-          });
-        }
-        await sleep(deps.pollIntervalMs);
-      }
+        },
+      );
     },
 
     /** Terminates the pod and confirms it is gone; a pod that is already gone counts as done. */

@@ -21,6 +21,7 @@ import {
   RunPodValidationError,
   isTransientApiError,
 } from './errors.js';
+import { keepHeartbeating } from '../heartbeat.js';
 import { isLive, terminateConfirmed } from './pods.js';
 import type { Pod } from './schemas.js';
 import type { CandidateAttempt, ReservePodInput, ReservePodOutput } from './types.js';
@@ -155,240 +156,253 @@ export function createReserveActivities(deps: RunPodActivityDeps) {
      * retryably and Temporal backs off. Two live pods under the name are never kept: the extra one is terminated as
      * soon as it is seen. Every try is in the heartbeat details, the failure details and the result.
      */
-    async reservePod(input: ReservePodInput): Promise<ReservePodOutput> {
-      const { podName, target } = input;
-      const round = input.round ?? 0;
-      const excluded = new Set(input.excludeCandidates ?? []);
-      const activityAttempt = activityInfo().attempt;
-      const attempts: CandidateAttempt[] = [];
-      let lostCreateAtMs = priorLostCreateAtMs(podName);
-      const beat = (extra: Pick<ReserveHeartbeat, 'trying' | 'looking'> = {}): void => {
-        const details: ReserveHeartbeat = {
-          podName,
-          round,
-          activityAttempt,
-          tried: describeAttempts(attempts),
-          attempts,
-          ...extra,
-          ...(lostCreateAtMs !== undefined ? { lostCreateAt: new Date(lostCreateAtMs).toISOString() } : {}),
-        };
-        heartbeat(details);
-      };
-      const record = (a: Omit<CandidateAttempt, 'round' | 'at'>): void => {
-        attempts.push({ ...a, round, at: new Date().toISOString() });
-        beat();
-      };
-      const fail = (opts: FailOptions) =>
-        ApplicationFailure.create({
-          type: opts.type,
-          message: opts.message,
-          nonRetryable: opts.nonRetryable,
-          details: [attempts],
-          ...(opts.cause ? { cause: opts.cause } : {}),
-          ...(opts.delayMs !== undefined ? { nextRetryDelay: opts.delayMs } : {}),
-        });
+    reservePod(input: ReservePodInput): Promise<ReservePodOutput> {
+      // A rate-limit wait or a slow API call can outlast the heartbeat timeout: the ticker repeats the last details.
+      const hb: { last: ReserveHeartbeat | undefined } = { last: undefined };
+      return keepHeartbeating(
+        () => hb.last,
+        () => reserveAttempt(input, hb),
+      );
+    },
+  };
 
-      // 401 and 403 on any call (the list included) are the key's problem: say so, and do not retry.
-      const keyRefused = (err: RunPodForbiddenError | RunPodUnauthorizedError) =>
-        err instanceof RunPodUnauthorizedError
-          ? fail({
-              type: ErrorTypes.RunPodUnauthorized,
-              message: `RunPod rejected the API key (401 ${err.detail}): check RUNPOD_API_KEY in the worker's environment.`,
-              nonRetryable: true,
-              cause: err,
-            })
-          : fail({
-              type: ErrorTypes.RunPodForbidden,
-              message:
-                `RunPod refused the API key (403 ${err.detail}) on ${err.method} ${err.path}: the key lacks a ` +
-                'permission (read-only or restricted key?). Give the worker a key with pod read and write access.',
-              nonRetryable: true,
-              cause: err,
-            });
-      const guard = async <T>(p: Promise<T>): Promise<T> => {
+  async function reserveAttempt(
+    input: ReservePodInput,
+    hb: { last: ReserveHeartbeat | undefined },
+  ): Promise<ReservePodOutput> {
+    const { podName, target } = input;
+    const round = input.round ?? 0;
+    const excluded = new Set(input.excludeCandidates ?? []);
+    const activityAttempt = activityInfo().attempt;
+    const attempts: CandidateAttempt[] = [];
+    let lostCreateAtMs = priorLostCreateAtMs(podName);
+    const beat = (extra: Pick<ReserveHeartbeat, 'trying' | 'looking'> = {}): void => {
+      const details: ReserveHeartbeat = {
+        podName,
+        round,
+        activityAttempt,
+        tried: describeAttempts(attempts),
+        attempts,
+        ...extra,
+        ...(lostCreateAtMs !== undefined ? { lostCreateAt: new Date(lostCreateAtMs).toISOString() } : {}),
+      };
+      hb.last = details;
+      heartbeat(details);
+    };
+    const record = (a: Omit<CandidateAttempt, 'round' | 'at'>): void => {
+      attempts.push({ ...a, round, at: new Date().toISOString() });
+      beat();
+    };
+    const fail = (opts: FailOptions) =>
+      ApplicationFailure.create({
+        type: opts.type,
+        message: opts.message,
+        nonRetryable: opts.nonRetryable,
+        details: [attempts],
+        ...(opts.cause ? { cause: opts.cause } : {}),
+        ...(opts.delayMs !== undefined ? { nextRetryDelay: opts.delayMs } : {}),
+      });
+
+    // 401 and 403 on any call (the list included) are the key's problem: say so, and do not retry.
+    const keyRefused = (err: RunPodForbiddenError | RunPodUnauthorizedError) =>
+      err instanceof RunPodUnauthorizedError
+        ? fail({
+            type: ErrorTypes.RunPodUnauthorized,
+            message: `RunPod rejected the API key (401 ${err.detail}): check RUNPOD_API_KEY in the worker's environment.`,
+            nonRetryable: true,
+            cause: err,
+          })
+        : fail({
+            type: ErrorTypes.RunPodForbidden,
+            message:
+              `RunPod refused the API key (403 ${err.detail}) on ${err.method} ${err.path}: the key lacks a ` +
+              'permission (read-only or restricted key?). Give the worker a key with pod read and write access.',
+            nonRetryable: true,
+            cause: err,
+          });
+    const guard = async <T>(p: Promise<T>): Promise<T> => {
+      try {
+        return await p;
+      } catch (err) {
+        if (err instanceof RunPodForbiddenError || err instanceof RunPodUnauthorizedError) throw keyRefused(err);
+        throw err;
+      }
+    };
+    const lookAfterLostCreate = (lostAtMs: number) =>
+      guard(findLostCreate({ podName, lostAtMs, beat: (looking) => beat({ looking }) }));
+
+    // A pod an earlier attempt made. When that attempt lost a create answer, keep looking as long as it would have.
+    const existing = await (lostCreateAtMs !== undefined
+      ? lookAfterLostCreate(lostCreateAtMs)
+      : guard(liveByName(podName)));
+    if (existing.pod) {
+      const pod = existing.pod;
+      const index = candidateOf(pod, target.candidates);
+      const candidate = target.candidates[index] ?? target.candidates[0];
+      if (!candidate) throw new Error('the study lists no GPU candidates');
+      record({
+        index,
+        candidate,
+        outcome: 'adopted',
+        detail: `pod ${pod.id} from an earlier attempt${removedNote(existing.removed)}`,
+        podId: pod.id,
+      });
+      log.info('adopted existing pod', { podId: pod.id, podName });
+      return { pod: toPodRef(pod, index, candidate), attempts };
+    }
+
+    const eligible = [...target.candidates.entries()].filter(([i]) => !excluded.has(i));
+    if (eligible.length === 0) {
+      throw fail({
+        type: ErrorTypes.ReservationFailed,
+        message: `every GPU candidate is excluded for pod ${podName}`,
+        nonRetryable: true,
+      });
+    }
+    // A lost create (here or in the attempt before) may still surface after another candidate's create.
+    let lostCreates = lostCreateAtMs === undefined ? 0 : 1;
+    let rateLimitWaitedMs = 0;
+    let lastRefusal: RunPodValidationError | undefined;
+    for (const [index, candidate] of eligible) {
+      const label = candidateLabel(candidate);
+      beat({ trying: `#${index} ${label}` });
+      for (;;) {
+        let pod: Pod;
         try {
-          return await p;
+          pod = await runpod.createPod(createRequest(podName, target, candidate, deps.publicKey, index), {
+            signal: cancellationSignal(),
+          });
         } catch (err) {
-          if (err instanceof RunPodForbiddenError || err instanceof RunPodUnauthorizedError) throw keyRefused(err);
-          throw err;
-        }
-      };
-      const lookAfterLostCreate = (lostAtMs: number) =>
-        guard(findLostCreate({ podName, lostAtMs, beat: (looking) => beat({ looking }) }));
-
-      // A pod an earlier attempt made. When that attempt lost a create answer, keep looking as long as it would have.
-      const existing = await (lostCreateAtMs !== undefined
-        ? lookAfterLostCreate(lostCreateAtMs)
-        : guard(liveByName(podName)));
-      if (existing.pod) {
-        const pod = existing.pod;
-        const index = candidateOf(pod, target.candidates);
-        const candidate = target.candidates[index] ?? target.candidates[0];
-        if (!candidate) throw new Error('the study lists no GPU candidates');
-        record({
-          index,
-          candidate,
-          outcome: 'adopted',
-          detail: `pod ${pod.id} from an earlier attempt${removedNote(existing.removed)}`,
-          podId: pod.id,
-        });
-        log.info('adopted existing pod', { podId: pod.id, podName });
-        return { pod: toPodRef(pod, index, candidate), attempts };
-      }
-
-      const eligible = [...target.candidates.entries()].filter(([i]) => !excluded.has(i));
-      if (eligible.length === 0) {
-        throw fail({
-          type: ErrorTypes.ReservationFailed,
-          message: `every GPU candidate is excluded for pod ${podName}`,
-          nonRetryable: true,
-        });
-      }
-      // A lost create (here or in the attempt before) may still surface after another candidate's create.
-      let lostCreates = lostCreateAtMs === undefined ? 0 : 1;
-      let rateLimitWaitedMs = 0;
-      let lastRefusal: RunPodValidationError | undefined;
-      for (const [index, candidate] of eligible) {
-        const label = candidateLabel(candidate);
-        beat({ trying: `#${index} ${label}` });
-        for (;;) {
-          let pod: Pod;
-          try {
-            pod = await runpod.createPod(createRequest(podName, target, candidate, deps.publicKey, index), {
-              signal: cancellationSignal(),
-            });
-          } catch (err) {
-            if (err instanceof RunPodNoCapacityError) {
-              record({ index, candidate, outcome: 'no-capacity', detail: err.detail });
-              break;
-            }
-            if (err instanceof RunPodRateLimitedError) {
-              // Rate limits are per key, not per candidate: the next candidate would get the same answer.
-              const { waitMs } = err;
-              if (rateLimitWaitedMs + waitMs > maxRateLimitWaitMs) {
-                record({
-                  index,
-                  candidate,
-                  outcome: 'rate-limited',
-                  detail: `${err.detail}; retrying in ${waitMs} ms`,
-                });
-                throw fail({
-                  type: RunPodErrorNames.rateLimited,
-                  message:
-                    `RunPod rate limit (429) while creating a pod: next attempt in ${waitMs} ms ` +
-                    `(Retry-After and RateLimit reset; ${rateLimitWaitedMs} ms already waited in this attempt)`,
-                  nonRetryable: false,
-                  cause: err,
-                  delayMs: waitMs,
-                });
-              }
+          if (err instanceof RunPodNoCapacityError) {
+            record({ index, candidate, outcome: 'no-capacity', detail: err.detail });
+            break;
+          }
+          if (err instanceof RunPodRateLimitedError) {
+            // Rate limits are per key, not per candidate: the next candidate would get the same answer.
+            const { waitMs } = err;
+            if (rateLimitWaitedMs + waitMs > maxRateLimitWaitMs) {
               record({
                 index,
                 candidate,
                 outcome: 'rate-limited',
-                detail: `waiting ${waitMs} ms (Retry-After and RateLimit reset), then this candidate again`,
+                detail: `${err.detail}; retrying in ${waitMs} ms`,
               });
-              await sleep(waitMs);
-              rateLimitWaitedMs += waitMs;
-              continue;
+              throw fail({
+                type: RunPodErrorNames.rateLimited,
+                message:
+                  `RunPod rate limit (429) while creating a pod: next attempt in ${waitMs} ms ` +
+                  `(Retry-After and RateLimit reset; ${rateLimitWaitedMs} ms already waited in this attempt)`,
+                nonRetryable: false,
+                cause: err,
+                delayMs: waitMs,
+              });
             }
-            if (
-              err instanceof RunPodServerError ||
-              err instanceof RunPodTimeoutError ||
-              err instanceof RunPodNetworkError
-            ) {
-              // The create may have happened even though the answer was lost: look before anything else.
-              lostCreateAtMs = Date.now();
-              const found = await lookAfterLostCreate(lostCreateAtMs);
-              if (found.pod) {
-                record({
-                  index,
-                  candidate,
-                  outcome: 'adopted',
-                  detail: `pod ${found.pod.id} created despite: ${err.message}${removedNote(found.removed)}`,
-                  podId: found.pod.id,
-                });
-                return { pod: toPodRef(found.pod, index, candidate), attempts };
-              }
-              lostCreates++;
+            record({
+              index,
+              candidate,
+              outcome: 'rate-limited',
+              detail: `waiting ${waitMs} ms (Retry-After and RateLimit reset), then this candidate again`,
+            });
+            await sleep(waitMs);
+            rateLimitWaitedMs += waitMs;
+            continue;
+          }
+          if (
+            err instanceof RunPodServerError ||
+            err instanceof RunPodTimeoutError ||
+            err instanceof RunPodNetworkError
+          ) {
+            // The create may have happened even though the answer was lost: look before anything else.
+            lostCreateAtMs = Date.now();
+            const found = await lookAfterLostCreate(lostCreateAtMs);
+            if (found.pod) {
               record({
                 index,
                 candidate,
-                outcome: 'server-error',
-                detail: `${err.message}; no pod named ${podName} listed within ${lostCreateLookupMs} ms`,
+                outcome: 'adopted',
+                detail: `pod ${found.pod.id} created despite: ${err.message}${removedNote(found.removed)}`,
+                podId: found.pod.id,
               });
-              break;
+              return { pod: toPodRef(found.pod, index, candidate), attempts };
             }
-            if (err instanceof RunPodForbiddenError && POOL_RESTRICTION.test(err.detail)) {
-              record({ index, candidate, outcome: 'forbidden', detail: err.detail });
-              break;
-            }
-            if (err instanceof RunPodForbiddenError || err instanceof RunPodUnauthorizedError) {
-              const outcome = err instanceof RunPodForbiddenError ? 'forbidden' : 'unauthorized';
-              record({ index, candidate, outcome, detail: err.detail });
-              throw keyRefused(err);
-            }
-            if (err instanceof RunPodInsufficientBalanceError) {
-              record({ index, candidate, outcome: 'insufficient-balance', detail: err.detail });
-              throw fail({
-                type: ErrorTypes.RunPodBalance,
-                message: `RunPod says the account balance is too low (402 ${err.detail}): add funds, then start the phase again.`,
-                nonRetryable: true,
-                cause: err,
-              });
-            }
-            if (err instanceof RunPodValidationError && isRuleRefusal(err)) {
-              record({ index, candidate, outcome: 'rejected', detail: `400 ${err.detail}` });
-              lastRefusal = err;
-              break;
-            }
-            if (err instanceof RunPodValidationError) {
-              const fields = err.fields.length ? err.fields.join(', ') : err.errors.join('; ') || 'no field named';
-              record({ index, candidate, outcome: 'invalid-request', detail: `${err.detail} [${fields}]` });
-              throw fail({
-                type: ErrorTypes.RunPodValidation,
-                message:
-                  `RunPod refused the create request (${err.status ?? '?'} ${err.detail}) for candidate #${index} ` +
-                  `(${label}); field(s): ${fields}. Fix the study file's target; retrying cannot help.`,
-                nonRetryable: true,
-                cause: err,
-              });
-            }
-            throw err;
+            lostCreates++;
+            record({
+              index,
+              candidate,
+              outcome: 'server-error',
+              detail: `${err.message}; no pod named ${podName} listed within ${lostCreateLookupMs} ms`,
+            });
+            break;
           }
-          log.info('pod created', { podId: pod.id, candidate: label });
-          const { removed } = lostCreates > 0 ? await guard(liveByName(podName, pod.id)) : { removed: [] };
-          record({
-            index,
-            candidate,
-            outcome: 'created',
-            detail:
-              `pod ${pod.id} in ${pod.dataCenterId ?? '?'}` +
-              `${activityAttempt > 1 ? ` (reserve attempt ${activityAttempt})` : ''}${removedNote(removed)}`,
-            podId: pod.id,
-          });
-          return { pod: toPodRef(pod, index, candidate), attempts };
+          if (err instanceof RunPodForbiddenError && POOL_RESTRICTION.test(err.detail)) {
+            record({ index, candidate, outcome: 'forbidden', detail: err.detail });
+            break;
+          }
+          if (err instanceof RunPodForbiddenError || err instanceof RunPodUnauthorizedError) {
+            const outcome = err instanceof RunPodForbiddenError ? 'forbidden' : 'unauthorized';
+            record({ index, candidate, outcome, detail: err.detail });
+            throw keyRefused(err);
+          }
+          if (err instanceof RunPodInsufficientBalanceError) {
+            record({ index, candidate, outcome: 'insufficient-balance', detail: err.detail });
+            throw fail({
+              type: ErrorTypes.RunPodBalance,
+              message: `RunPod says the account balance is too low (402 ${err.detail}): add funds, then start the phase again.`,
+              nonRetryable: true,
+              cause: err,
+            });
+          }
+          if (err instanceof RunPodValidationError && isRuleRefusal(err)) {
+            record({ index, candidate, outcome: 'rejected', detail: `400 ${err.detail}` });
+            lastRefusal = err;
+            break;
+          }
+          if (err instanceof RunPodValidationError) {
+            const fields = err.fields.length ? err.fields.join(', ') : err.errors.join('; ') || 'no field named';
+            record({ index, candidate, outcome: 'invalid-request', detail: `${err.detail} [${fields}]` });
+            throw fail({
+              type: ErrorTypes.RunPodValidation,
+              message:
+                `RunPod refused the create request (${err.status ?? '?'} ${err.detail}) for candidate #${index} ` +
+                `(${label}); field(s): ${fields}. Fix the study file's target; retrying cannot help.`,
+              nonRetryable: true,
+              cause: err,
+            });
+          }
+          throw err;
         }
-      }
-
-      const finals = finalAttempts(attempts);
-      if (finals.every((a) => a.outcome === 'forbidden')) {
-        throw fail({
-          type: ErrorTypes.RunPodForbidden,
-          message: `the account cannot use any GPU candidate's pool: ${describeAttempts(attempts)}`,
-          nonRetryable: true,
+        log.info('pod created', { podId: pod.id, candidate: label });
+        const { removed } = lostCreates > 0 ? await guard(liveByName(podName, pod.id)) : { removed: [] };
+        record({
+          index,
+          candidate,
+          outcome: 'created',
+          detail:
+            `pod ${pod.id} in ${pod.dataCenterId ?? '?'}` +
+            `${activityAttempt > 1 ? ` (reserve attempt ${activityAttempt})` : ''}${removedNote(removed)}`,
+          podId: pod.id,
         });
+        return { pod: toPodRef(pod, index, candidate), attempts };
       }
-      if (finals.every((a) => a.outcome === 'rejected' || a.outcome === 'forbidden')) {
-        throw rejectedEverywhere(finals, attempts, lastRefusal);
-      }
+    }
+
+    const finals = finalAttempts(attempts);
+    if (finals.every((a) => a.outcome === 'forbidden')) {
       throw fail({
-        type: ErrorTypes.NoCapacity,
-        message: `no GPU candidate could be reserved (${describeAttempts(attempts)}); retrying later`,
-        nonRetryable: false,
+        type: ErrorTypes.RunPodForbidden,
+        message: `the account cannot use any GPU candidate's pool: ${describeAttempts(attempts)}`,
+        nonRetryable: true,
       });
-    },
-  };
+    }
+    if (finals.every((a) => a.outcome === 'rejected' || a.outcome === 'forbidden')) {
+      throw rejectedEverywhere(finals, attempts, lastRefusal);
+    }
+    throw fail({
+      type: ErrorTypes.NoCapacity,
+      message: `no GPU candidate could be reserved (${describeAttempts(attempts)}); retrying later`,
+      nonRetryable: false,
+    });
+  }
 }
 
 /** Every candidate refused with a rule 400 (or a pool 403): a typed, non-retryable error listing each answer. */

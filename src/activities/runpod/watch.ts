@@ -2,6 +2,7 @@
 // (vanished, exited, failed), and a one-shot check (API status, then an SSH login) for when a pod-side step failed.
 import { heartbeat, log, sleep } from '@temporalio/activity';
 import { HostKeyMismatchError, type PodConnector } from '../ssh/index.js';
+import { keepHeartbeating } from '../heartbeat.js';
 import type { RunPodApi } from './client.js';
 import { RunPodApiError } from './errors.js';
 import { toPhase } from './schemas.js';
@@ -30,20 +31,30 @@ export function createPodWatchActivities(deps: PodWatchActivityDeps) {
      */
     async watchPod(input: WatchPodInput): Promise<PodHealth> {
       const everyMs = input.pollIntervalMs ?? deps.pollIntervalMs;
-      for (let polls = 0; ; polls++) {
-        try {
-          const reason = await lostReason(deps.runpod, input.podId);
-          if (reason) {
-            log.warn('pod lost', { podId: input.podId, reason });
-            return { healthy: false, reason };
+      const seen = { polls: 0 };
+      // A slow status answer must not look like a dead worker: the ticker heartbeats through it.
+      return keepHeartbeating(
+        () => seen,
+        () => poll(),
+      );
+
+      async function poll(): Promise<PodHealth> {
+        for (let polls = 0; ; polls++) {
+          seen.polls = polls;
+          try {
+            const reason = await lostReason(deps.runpod, input.podId);
+            if (reason) {
+              log.warn('pod lost', { podId: input.podId, reason });
+              return { healthy: false, reason };
+            }
+          } catch (err) {
+            if (!(err instanceof RunPodApiError)) throw err;
+            log.warn('could not read the pod status; asking again', { podId: input.podId, error: err.message });
           }
-        } catch (err) {
-          if (!(err instanceof RunPodApiError)) throw err;
-          log.warn('could not read the pod status; asking again', { podId: input.podId, error: err.message });
+          heartbeat({ polls });
+          // Cancellable: the workflow cancels the watcher when the pod's work is over.
+          await sleep(everyMs);
         }
-        heartbeat({ polls });
-        // Cancellable: the workflow cancels the watcher when the pod's work is over.
-        await sleep(everyMs);
       }
     },
 

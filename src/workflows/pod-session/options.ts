@@ -59,7 +59,7 @@ export const podStepUntil = (startToCloseMs: number, giveUpAfterMs: number): Act
  */
 export const reserveStep = (reservation: ReservationSettings, remainingMs: number): ActivityOptions => ({
   startToCloseTimeout: '10m',
-  heartbeatTimeout: '2m',
+  heartbeatTimeout: POD_STEP_HEARTBEAT_TIMEOUT,
   scheduleToCloseTimeout: remainingMs,
   retry: {
     initialInterval: reservation.initialIntervalMs,
