@@ -59,11 +59,12 @@ export async function watched<T>(a: {
     return first;
   } catch (err) {
     if (isCancellation(err) || isVerdict(err)) throw err;
+    // A check that cannot be made (the API down too) leaves the step's own failure to tell what happened.
     const health = await call('checkPod', quick, `check pod ${a.podId} after a failed step`, {
       podId: a.podId,
       endpoint: a.endpoint,
-    });
-    if (health.healthy) throw err;
+    }).catch(() => null);
+    if (!health || health.healthy) throw err;
     log.warn('a pod-side step failed and the pod is unusable', { podId: a.podId, error: String(err) });
     return { kind: 'lost', reason: health.reason ?? 'pod unusable' };
   } finally {
