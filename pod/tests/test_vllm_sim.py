@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import subprocess
 import urllib.error
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,22 @@ def test_second_server_on_a_held_gpu_fails_like_vllm(start_sim: Callable[..., Si
     assert not (tmp_path / ".vllm-sim-gpu").exists()  # a clean stop releases the claim
     third = start_sim(env=state)
     assert json.loads(third.get("/version"))["version"] == "0.11.0+sim"
+
+
+def test_crash_after_answers_exactly_n_of_concurrent_requests(start_sim: Callable[..., Sim]) -> None:
+    sim = start_sim(env={"VLLM_SIM_FAULT": "crash-after:10"})
+
+    def answered(_: int) -> bool:
+        try:
+            chat(sim, UNSAFE)
+            return True
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+            return False
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        results = list(pool.map(answered, range(24)))
+    assert sim.proc.wait(timeout=10) == 1
+    assert results.count(True) == 10
 
 
 def test_crash_once_crashes_only_the_first_server(start_sim: Callable[..., Sim], tmp_path: Path) -> None:

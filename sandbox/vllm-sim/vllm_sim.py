@@ -849,23 +849,37 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(self.rfile.read(length) or b"null")
             except json.JSONDecodeError as exc:
                 raise ApiError(400, "BadRequestError", f"invalid JSON body: {exc}") from exc
-            self.send_json(200, self.chat(body))
+            answer = self.chat(body)
         except ApiError as err:
             self.send_error_json(err)
             return
-        self.count_completed()
+        last = self.count_completed()
+        self.send_json(200, answer)
+        if last:
+            self.crash()
 
-    def count_completed(self) -> None:
+    def count_completed(self) -> bool:
+        """Counts an answer before it is sent, so exactly N answers leave a crash-after:N server.
+
+        Returns whether this is the last answer. A request that finishes after the last one never gets its
+        answer: it waits for the process to die, as an engine that died mid-request would leave it."""
         state = self.server.state
         with state.lock:
-            state.completed += 1
-            crash = state.crash_after is not None and state.completed >= state.crash_after
-        if crash:
-            if state.crash_marker is not None:
-                state.crash_marker.write_text(f"{os.getpid()}\n")
-            log("ERROR", "core_client.py:564", "Engine core proc EngineCore_DP0 died unexpectedly, shutting down "
-                f"client. (VLLM_SIM_FAULT crash-after:{state.crash_after})")
-            os._exit(1)  # abrupt, like a dead engine: no shutdown, in-flight connections reset
+            dying = state.crash_after is not None and state.completed >= state.crash_after
+            if not dying:
+                state.completed += 1
+            last = state.crash_after is not None and state.completed >= state.crash_after
+        if dying:
+            threading.Event().wait()
+        return last
+
+    def crash(self) -> None:
+        state = self.server.state
+        if state.crash_marker is not None:
+            state.crash_marker.write_text(f"{os.getpid()}\n")
+        log("ERROR", "core_client.py:564", "Engine core proc EngineCore_DP0 died unexpectedly, shutting down "
+            f"client. (VLLM_SIM_FAULT crash-after:{state.crash_after})")
+        os._exit(1)  # abrupt, like a dead engine: no shutdown, in-flight connections reset
 
     def chat(self, body: Any) -> dict[str, Any]:
         state = self.server.state
