@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-time set-up after `npm install`: the pod harness venv and the Temporal CLI (dev server).
+# One-time set-up after `npm install`: the pod harness venv, the Temporal CLI (dev server) and versitygw (S3 tests).
 # Idempotent and cached: reruns skip what is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +30,13 @@ elif command -v temporal >/dev/null 2>&1; then
 elif [ ! -x .tools/bin/temporal ]; then
   echo "setup: building the Temporal CLI v1.5.1 with Go into .tools/bin (a few minutes, once)"
   GOBIN="$PWD/.tools/bin" go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
+# Versity S3 gateway: a real S3-compatible server over a local folder, for the shared results store's tests.
+if [ -n "${VERSITYGW_PATH:-}" ]; then
+  echo "setup: using VERSITYGW_PATH=$VERSITYGW_PATH"
+elif [ ! -x .tools/bin/versitygw ]; then
+  echo "setup: building the Versity S3 gateway (versitygw) v1.8.0 with Go into .tools/bin (a few minutes, once)"
+  GOBIN="$PWD/.tools/bin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi
 echo "setup: done"

@@ -30,6 +30,18 @@ export const EnvSchema = z.object({
   /** Where the worker resolves study-relative files (dataset, prompts) and writes results. */
   PROJECT_ROOT: z.string().min(1).optional(),
   RESULTS_DIR: z.string().min(1).default('results'),
+  /**
+   * `s3://bucket/prefix`: a store every worker shares, with RESULTS_DIR as each worker's working copy. Needed when
+   * several workers poll one task queue (a session's activities run on any of them). Unset: RESULTS_DIR alone.
+   * Credentials come from the AWS SDK's usual sources (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile).
+   */
+  RESULTS_STORE_URL: z
+    .string()
+    .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 's3://bucket or s3://bucket/prefix')
+    .optional(),
+  /** An S3-compatible endpoint (MinIO, Ceph, versitygw, R2); unset means AWS S3 itself. */
+  RESULTS_STORE_ENDPOINT: z.url().optional(),
+  RESULTS_STORE_REGION: z.string().min(1).default('us-east-1'),
   /** Python with analysis/requirements.txt (the decision packet, the report, imports); relative to PROJECT_ROOT. */
   ANALYSIS_PYTHON: z.string().min(1).default('.venv/bin/python'),
 

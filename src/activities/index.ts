@@ -14,6 +14,8 @@ import {
   createResultsTransferActivities,
   type ResultsActivityDeps,
   type ResultsTransferActivityDeps,
+  shareResults,
+  type ResultsStore,
 } from './results/index.js';
 import {
   createPodWatchActivities,
@@ -44,11 +46,17 @@ export type ActivityDeps = RunPodActivityDeps &
   ReaperActivityDeps &
   AnalysisActivityDeps &
   StudyActivityDeps &
-  PlanActivityDeps;
+  PlanActivityDeps & {
+    /** Where several workers share the results folder's contents; LOCAL_ONLY_STORE for one worker. */
+    resultsStore: ResultsStore;
+  };
 
-/** Every activity the worker registers, each converting its typed errors to ApplicationFailures once. */
+/**
+ * Every activity the worker registers, each converting its typed errors to ApplicationFailures once; those that
+ * touch the results folder keep it in step with the shared store.
+ */
 export function createActivities(deps: ActivityDeps) {
-  return withFailureConversion({
+  const activities = {
     ...createRunPodActivities(deps),
     ...createPodWatchActivities(deps),
     ...createWorkspaceActivities(deps),
@@ -64,7 +72,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createAnalysisActivities(deps),
     ...createStudyActivities(deps),
     ...createPlanActivities(deps),
-  });
+  };
+  return withFailureConversion(shareResults(activities, { store: deps.resultsStore, resultsDir: deps.resultsDir }));
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -48,6 +48,7 @@ import {
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { fetchResultsCommand, parseFetchResultsArgs } from './fetch-results.js';
 import { followStudy } from './follow.js';
+import { withStudyResults } from './shared-results.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
 import { decideGateUpdate, gateStatusQuery, raiseBudgetSignal, studyProgressQuery } from '../workflows/messages.js';
 
@@ -170,7 +171,9 @@ async function plan(args: string[]): Promise<number> {
   }
   if (values.sandbox && !running)
     console.error('sandbox not running: figures from the metadata file (npm run sandbox -- up)');
-  const p = await planPhase(deps, { study, phaseId: values.phaseId });
+  const p = await withStudyResults(config, { study: study.study, readOnly: true }, () =>
+    planPhase(deps, { study, phaseId: values.phaseId }),
+  );
   printPlan(p, values);
   return p.ok ? EXIT.ok : EXIT.failed;
 }
@@ -192,9 +195,9 @@ async function start(args: string[]): Promise<number> {
     if (info) study = sandboxStudy(study, info);
   }
   // The plan before paying: printed, its failed checks stop the start, and a real start is confirmed.
-  const p = await planPhase(
-    planDeps(planConfig(values.sandbox, info), { offline: values.offline || (values.sandbox && !info) }),
-    { study, phaseId },
+  const config = planConfig(values.sandbox, info);
+  const p = await withStudyResults(config, { study: study.study, readOnly: true }, () =>
+    planPhase(planDeps(config, { offline: values.offline || (values.sandbox && !info) }), { study, phaseId }),
   );
   printPlan(p, values);
   if (!p.ok) {
@@ -329,12 +332,14 @@ async function report(args: string[]): Promise<number> {
     requireRunPodKey: false,
   });
   const resultsDir = resolve(ROOT, config.RESULTS_DIR);
-  if (!existsSync(resolve(resultsDir, studyName)))
-    throw new UsageError(`no results for study ${studyName} under ${resultsDir}`);
-  const out = await analysisClient(config.ANALYSIS_PYTHON).run({
-    command: 'report',
-    input: { resultsDir, study: studyName },
-    schema: ReportOutputSchema,
+  const out = await withStudyResults(config, { study: studyName }, () => {
+    if (!existsSync(resolve(resultsDir, studyName)))
+      throw new UsageError(`no results for study ${studyName} under ${resultsDir}`);
+    return analysisClient(config.ANALYSIS_PYTHON).run({
+      command: 'report',
+      input: { resultsDir, study: studyName },
+      schema: ReportOutputSchema,
+    });
   });
   console.log(
     `report: ${out.reportMd}\n        ${out.reportHtml}\nfigures: ${out.figures.length} in ${resolve(resultsDir, studyName, 'figures')}`,
@@ -366,11 +371,13 @@ async function importRuns(args: string[]): Promise<number> {
     const v = values[key];
     if (v !== undefined) argv.push(`--${key}`, v);
   }
-  const out = await analysisClient(config.ANALYSIS_PYTHON).run({
-    command: 'import',
-    argv,
-    schema: z.looseObject({ runDir: z.string() }),
-  });
+  const out = await withStudyResults(config, { study: study.study }, () =>
+    analysisClient(config.ANALYSIS_PYTHON).run({
+      command: 'import',
+      argv,
+      schema: z.looseObject({ runDir: z.string() }),
+    }),
+  );
   console.log(JSON.stringify(out, null, 2));
   return 0;
 }

@@ -17,6 +17,8 @@ export const ErrorTypes = {
   PodLost: 'PodLostError',
   /** A run's results could not be brought home: the pod is kept (stopped) for `npm run fetch-results`. */
   ResultsNotHome: 'ResultsNotHomeError',
+  // The shared results store failed (down, refused credentials, a bad key): retried like any transient failure.
+  ResultsStore: 'ResultsStoreError',
   // SSH to the pod (src/activities/ssh/errors.ts)
   Ssh: 'SshError',
   /** The pod's SSH host key is not the pinned one (or nothing was pinned): never retried. */

@@ -7,6 +7,7 @@ import { temporalWorkflowStatus } from '../activities/reaper/index.js';
 import { createActivities } from '../activities/index.js';
 import { AnalysisClient } from '../activities/analysis/index.js';
 import { DEFAULT_HUB_URL, HubClient } from '../activities/hub/index.js';
+import { openResultsStore } from '../activities/results/index.js';
 import { SshPodConnector } from '../activities/ssh/index.js';
 import { RunPodClient } from '../activities/runpod/index.js';
 import { HarnessCheckClient } from '../activities/study/index.js';
@@ -54,6 +55,13 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     harnessDir: HARNESS_DIR,
   });
   const resultsDir = resolve(config.PROJECT_ROOT, config.RESULTS_DIR);
+  // Several workers on one task queue share their results through this store; one worker needs none.
+  const resultsStore = openResultsStore({
+    resultsDir,
+    url: config.RESULTS_STORE_URL,
+    endpoint: config.RESULTS_STORE_ENDPOINT,
+    region: config.RESULTS_STORE_REGION,
+  });
   const activities = createActivities({
     runpod,
     analysis,
@@ -67,6 +75,7 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
     projectRoot: config.PROJECT_ROOT,
     harnessDir: HARNESS_DIR,
     resultsDir,
+    resultsStore,
     // The phase's preflight: the plan's read-only sources (Hub, catalog when there is a key, else the metadata file).
     planning: {
       projectRoot: config.PROJECT_ROOT,
