@@ -6,13 +6,12 @@
 //   npm run chaos -- --repeats 3 --only pod-lost,vllm-crash
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure, TerminatedFailure } from '@temporalio/common';
+import { Client, Connection } from '@temporalio/client';
 import { findKeptResults } from '../../src/activities/results/index.js';
 import { modelSlug, workflowIds } from '../../src/shared/constants.js';
 import { loadStudyFile } from '../../src/study/load.js';
@@ -22,6 +21,7 @@ import type { PodSessionInput } from '../../src/workflows/types.js';
 import { startSandboxServers } from '../daemon.js';
 import { inProcessSandboxControl } from '../scenarios.js';
 import { freePort, startDevServer, until, workerProcess } from './processes.js';
+import { countSamples, maxOverlap, median, mulberry32, outcomeOf } from './measure.js';
 import { CHAOS_SCENARIOS, type ChaosContext, type ChaosScenario } from './scenarios.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,65 +44,6 @@ interface Trial {
   duplicatedSamples: number;
   costUsd: number;
 }
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** How the session ended: 'completed', 'terminated', or the failure's type. */
-function outcomeOf(err: unknown): string {
-  if (!(err instanceof WorkflowFailedError)) return `error: ${String(err)}`;
-  const cause = err.cause;
-  if (cause instanceof TerminatedFailure) return 'terminated';
-  if (cause instanceof ApplicationFailure) return cause.type ?? 'ApplicationFailure';
-  return cause?.name ?? 'failed';
-}
-
-/** Samples of each strategy's run that came home: lost = expected and missing, duplicated = extra lines. */
-function countSamples(resultsDir: string, study: Study, repoId: string) {
-  let lost = 0;
-  let duplicated = 0;
-  for (const prompt of study.prompts) {
-    const dir = join(resultsDir, study.study, PHASE, modelSlug(repoId), prompt.name);
-    const runs = existsSync(dir) ? readdirSync(dir).filter((r) => existsSync(join(dir, r, 'manifest.json'))) : [];
-    const ids = runs.flatMap((r) =>
-      readFileSync(join(dir, r, 'predictions.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => (JSON.parse(l) as { id: number }).id),
-    );
-    const unique = new Set(ids).size;
-    lost += Math.max(0, SAMPLES - unique);
-    duplicated += ids.length - unique;
-  }
-  return { lost, duplicated };
-}
-
-/** Pods alive at the same moment, beyond one: a duplicate bills twice for one session. */
-function maxOverlap(pods: { createdAt: string; deletedAt: string | null }[]): number {
-  const edges = pods.flatMap((p) => [
-    { t: Date.parse(p.createdAt), d: 1 },
-    { t: p.deletedAt ? Date.parse(p.deletedAt) : Number.POSITIVE_INFINITY, d: -1 },
-  ]);
-  edges.sort((a, b) => a.t - b.t || a.d - b.d);
-  let live = 0;
-  let max = 0;
-  for (const e of edges) max = Math.max(max, (live += e.d));
-  return max;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2 : 0;
-};
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -268,9 +209,12 @@ async function main(): Promise<number> {
     await during;
     const wallS = (Date.now() - startedMs) / 1000;
     await a.scenario.after?.(ctx);
+    // The strategies whose samples must be home: all of a completed session, those left on a kept pod (fetched).
+    let expectedPrompts: string[] = outcome === 'completed' ? study.prompts.map((p) => p.name) : [];
     if (outcome === 'ResultsNotHomeError') {
       // What a person does next: npm run fetch-results -- --pod <id>
       for (const { record } of findKeptResults(resultsDir).filter((k) => k.record.study === study.study)) {
+        expectedPrompts = [...expectedPrompts, ...record.runs.map((r) => r.prompt)];
         await a.client.workflow.execute('fetchKeptResultsWorkflow', {
           taskQueue,
           workflowId: `chaos-fetch-${record.podId}`,
@@ -282,8 +226,7 @@ async function main(): Promise<number> {
     await a.control.clearRunPodFaults();
     await a.control.setHfFaults([]);
     const pods = a.servers.runpod.billing().pods.filter((p) => p.name.includes(`--${study.study}--`));
-    const resultsExpected = a.scenario.expect === 'completed' || a.scenario.expect === 'ResultsNotHomeError';
-    const samples = resultsExpected ? countSamples(resultsDir, study, a.model.repoId) : { lost: 0, duplicated: 0 };
+    const samples = countSamples(resultsDir, study, PHASE, a.model.repoId, SAMPLES, expectedPrompts);
     return {
       scenario: a.scenario.name,
       seed: a.seed,

@@ -39,7 +39,14 @@ describe('the CLI and TASK_QUEUE', () => {
     const studyFile = join(dir, 'study.yaml');
     const rq1 = readFileSync('studies/rq1.yaml', 'utf8');
     expect(rq1).toMatch(/^study: rq1$/m);
-    writeFileSync(studyFile, rq1.replace(/^study: rq1$/m, `study: ${studyName}`));
+    // The real VulTrial file is not in a clone (it is git-ignored): the synthetic one stands in.
+    expect(rq1).toMatch(/^datasetPath: data\/vultrial-386\.jsonl$/m);
+    writeFileSync(
+      studyFile,
+      rq1
+        .replace(/^study: rq1$/m, `study: ${studyName}`)
+        .replace(/^datasetPath: .*$/m, 'datasetPath: data/synthetic-vultrial.jsonl'),
+    );
 
     const out = await run(
       'npx',
