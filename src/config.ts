@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
+/** S3's limit for one PutObject. */
+const S3_MAX_PUT_BYTES = 5 * GiB;
 
 /** The worker's and CLI's environment. Secrets live here and only here, never in workflow inputs. */
 export const EnvSchema = z.object({
@@ -104,6 +106,13 @@ export function loadConfig(
   if (!r.success) throw new ConfigError(`invalid environment:\n${z.prettifyError(r.error)}`);
   if (opts.requireRunPodKey && !r.data.SANDBOX && !r.data.RUNPOD_API_KEY) {
     throw new ConfigError('RUNPOD_API_KEY is not set: a real run needs a RunPod API key (or use --sandbox).');
+  }
+  // The store uploads each file in one PUT, which S3 caps at 5 GiB: a larger file could come home but not be shared.
+  if (r.data.RESULTS_STORE_URL && r.data.TRANSFER_MAX_FILE_BYTES > S3_MAX_PUT_BYTES) {
+    throw new ConfigError(
+      `TRANSFER_MAX_FILE_BYTES is ${r.data.TRANSFER_MAX_FILE_BYTES}, over the 5 GiB a results store (RESULTS_STORE_URL) ` +
+        'takes in one upload: lower it to at most 5368709120',
+    );
   }
   return {
     ...r.data,

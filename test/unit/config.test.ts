@@ -35,4 +35,23 @@ describe('loadConfig', () => {
     expect(loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILES_PER_RUN: '200' }).TRANSFER_MAX_FILES_PER_RUN).toBe(200);
     expect(() => loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILE_BYTES: '0' })).toThrow(/TRANSFER_MAX_FILE_BYTES/);
   });
+
+  it('takes a shared results store as s3://bucket[/prefix], and refuses files too large for one upload to it', () => {
+    const store = {
+      SANDBOX: 'true',
+      RESULTS_STORE_URL: 's3://gpu-results/rq1',
+      RESULTS_STORE_ENDPOINT: 'http://s3:9000',
+    };
+    expect(loadConfig(store)).toMatchObject({
+      RESULTS_STORE_URL: 's3://gpu-results/rq1',
+      RESULTS_STORE_REGION: 'us-east-1',
+    });
+    expect(loadConfig({ SANDBOX: 'true' }).RESULTS_STORE_URL).toBeUndefined();
+    expect(() => loadConfig({ ...store, RESULTS_STORE_URL: 'https://gpu-results' })).toThrow(/RESULTS_STORE_URL/);
+    expect(() => loadConfig({ ...store, TRANSFER_MAX_FILE_BYTES: String(6 * 1024 ** 3) })).toThrow(/5 GiB/);
+    // Without a store, a large limit is the worker's own business.
+    expect(
+      loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILE_BYTES: String(6 * 1024 ** 3) }).TRANSFER_MAX_FILE_BYTES,
+    ).toBe(6 * 1024 ** 3);
+  });
 });
