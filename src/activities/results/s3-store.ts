@@ -3,8 +3,8 @@
 // already holds its bytes, so pushes and pulls move only what changed.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ResultsStoreError, type ResultsStoreOperation } from './errors.js';
 import type { ResultsStore } from './store.js';
+import { forEachLimited, listLocalFiles, md5File, md5FileOrNull, normEtag } from './s3-files.js';
 
 /** At most this many uploads or downloads at once: enough to hide latency, few enough to be polite to the store. */
 const MAX_TRANSFERS = 8;
@@ -358,66 +359,4 @@ export class S3ResultsStore implements ResultsStore {
       cause: err,
     });
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` running at once; the first failure stops new starts and is rethrown. */
-async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  let firstError: unknown;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        if (!failed) firstError = err;
-        failed = true;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed) throw firstError;
-}
-
-function normEtag(etag: string | undefined): string {
-  return (etag ?? '').replace(/^W\//, '').replace(/"/g, '').toLowerCase();
-}
-
-async function md5File(file: string): Promise<string> {
-  const hash = createHash('md5');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
-}
-
-async function md5FileOrNull(file: string): Promise<string | null> {
-  try {
-    if (!(await lstat(file)).isFile()) return null;
-    return await md5File(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/** Regular files below `resultsDir/sub`, as '/'-separated paths relative to `resultsDir`; [] when the folder is absent. */
-async function listLocalFiles(resultsDir: string, sub: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(rel ? join(resultsDir, rel) : resultsDir, { withFileTypes: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return;
-      throw err;
-    }
-    for (const e of entries) {
-      const child = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(child);
-      else if (e.isFile()) out.push(child);
-    }
-  };
-  await walk(sub);
-  return out;
 }
