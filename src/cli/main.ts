@@ -48,7 +48,7 @@ import {
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { fetchResultsCommand, parseFetchResultsArgs } from './fetch-results.js';
 import { followStudy } from './follow.js';
-import { withStudyResults } from './shared-results.js';
+import { pullKeptRecords, withStudyResults } from './shared-results.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
 import { decideGateUpdate, gateStatusQuery, raiseBudgetSignal, studyProgressQuery } from '../workflows/messages.js';
 
@@ -431,6 +431,7 @@ async function fetchResults(argv: string[]): Promise<number> {
   const config = loadConfig({ ...process.env, ...(args.sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
     requireRunPodKey: false,
   });
+  await pullKeptRecords(config);
   return fetchResultsCommand({
     args,
     resultsDir: resolve(ROOT, config.RESULTS_DIR),

@@ -146,6 +146,24 @@ describe('S3ResultsStore against versitygw', () => {
     expect(existsSync(join(dst, 'other/elsewhere.json'))).toBe(true);
   });
 
+  it('pulls and prunes only the paths a filter accepts, across the whole store', async () => {
+    const src = await freshDir();
+    const dst = await freshDir();
+    const kept = (path: string) => /^[^/]+\/kept-pods\/[^/]+\.json$/.test(path);
+    await put(src, 'rq8/kept-pods/pod1.json', 'record');
+    await put(src, 'rq8/phase1/m/r1/predictions.jsonl', 'large');
+    await storeFor(src, 'only-test').push({ paths: ['rq8/kept-pods/pod1.json', 'rq8/phase1/m/r1/predictions.jsonl'] });
+    await put(dst, 'rq9/kept-pods/old.json', 'fetched elsewhere since');
+    await put(dst, 'rq9/phase1/local-only.json', 'not a record');
+
+    expect(await storeFor(dst, 'only-test').pull({ prefix: '', prune: true, only: kept })).toEqual({
+      downloaded: ['rq8/kept-pods/pod1.json'],
+      removed: ['rq9/kept-pods/old.json'],
+    });
+    expect(existsSync(join(dst, 'rq8/phase1/m/r1/predictions.jsonl'))).toBe(false);
+    expect(existsSync(join(dst, 'rq9/phase1/local-only.json'))).toBe(true);
+  });
+
   it('accepts a pull whose local folder does not exist yet', async () => {
     const dst = await freshDir();
     expect(await storeFor(dst, 'empty-test').pull({ prefix: 'nothing/here', prune: true })).toEqual({

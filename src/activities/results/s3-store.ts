@@ -160,10 +160,15 @@ export class S3ResultsStore implements ResultsStore {
     return { uploaded: uploaded.sort() };
   }
 
-  async pull(input: { prefix: string; prune?: boolean }): Promise<{ downloaded: string[]; removed: string[] }> {
+  async pull(input: {
+    prefix: string;
+    prune?: boolean;
+    only?: (path: string) => boolean;
+  }): Promise<{ downloaded: string[]; removed: string[] }> {
     const sub = input.prefix.replace(/\/+$/, '');
     if (sub !== '') this.#checkPath('pull', sub);
-    const objects = await this.#list(sub);
+    const wanted = input.only ?? (() => true);
+    const objects = new Map([...(await this.#list(sub))].filter(([path]) => wanted(path)));
     const downloaded: string[] = [];
     await forEachLimited([...objects.entries()], MAX_TRANSFERS, async ([path, etag]) => {
       const file = this.#localFile(path);
@@ -174,7 +179,7 @@ export class S3ResultsStore implements ResultsStore {
     const removed: string[] = [];
     if (input.prune) {
       for (const path of await listLocalFiles(this.#resultsDir, sub)) {
-        if (objects.has(path) || SCRATCH_SUFFIXES.some((s) => path.endsWith(s))) continue;
+        if (!wanted(path) || objects.has(path) || SCRATCH_SUFFIXES.some((s) => path.endsWith(s))) continue;
         await rm(this.#localFile(path), { force: true });
         removed.push(path);
       }

@@ -11,9 +11,15 @@ export interface ResultsStore {
   push(input: { paths: string[] }): Promise<{ uploaded: string[] }>;
   /**
    * Downloads every stored file below `prefix` whose bytes differ from the local copy (the store wins). With `prune`,
-   * local files below `prefix` that the store does not hold are removed (records that were deleted elsewhere).
+   * local files below `prefix` that the store does not hold are removed (records that were deleted elsewhere). `prefix`
+   * '' is the whole store.
    */
-  pull(input: { prefix: string; prune?: boolean }): Promise<{ downloaded: string[]; removed: string[] }>;
+  pull(input: {
+    prefix: string;
+    prune?: boolean;
+    /** Only the paths this accepts are pulled (and pruned): the kept-pod records of every study, say. */
+    only?: (path: string) => boolean;
+  }): Promise<{ downloaded: string[]; removed: string[] }>;
   /** Deletes these files from the store; files it does not hold are fine. */
   remove(input: { paths: string[] }): Promise<void>;
 }
