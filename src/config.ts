@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 
 const MiB = 1024 * 1024;
@@ -7,8 +9,21 @@ const S3_MAX_PUT_BYTES = 5 * GiB;
 
 /** The worker's and CLI's environment. Secrets live here and only here, never in workflow inputs. */
 export const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /**
+   * The Temporal connection (read through @temporalio/envconfig, as the `temporal` CLI does: src/shared/temporal-target.ts):
+   * a profile of temporal.toml, overridden by these. Unset: 127.0.0.1:7233, namespace default.
+   */
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).optional(),
+  TEMPORAL_PROFILE: z.string().min(1).optional(),
+  TEMPORAL_CONFIG_FILE: z.string().min(1).optional(),
+  /** Temporal Cloud's API key (implies TLS). */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
+  TEMPORAL_TLS: z.string().optional(),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
   /** Web UI base, printed next to workflow ids. */
   TEMPORAL_UI_URL: z.url().default('http://localhost:8233'),
   /** The one task queue: the worker polls it and the CLI starts workflows and schedules on it. */
@@ -87,7 +102,12 @@ export const EnvSchema = z.object({
   SANDBOX: z.stringbool().default(false),
 });
 
-export type Env = z.infer<typeof EnvSchema> & { SSH_PRIVATE_KEY_PATH: string; PROJECT_ROOT: string };
+export type Env = z.infer<typeof EnvSchema> & {
+  SSH_PRIVATE_KEY_PATH: string;
+  PROJECT_ROOT: string;
+  /** What the Temporal connection is made from (every TEMPORAL_* variable, HOME): `temporalTarget(config.TEMPORAL_ENV)`. */
+  TEMPORAL_ENV: Record<string, string>;
+};
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -118,5 +138,30 @@ export function loadConfig(
     ...r.data,
     SSH_PRIVATE_KEY_PATH: r.data.SSH_PRIVATE_KEY_PATH ?? `${env.HOME ?? ''}/.ssh/id_ed25519`,
     PROJECT_ROOT: r.data.PROJECT_ROOT ?? cwd,
+    TEMPORAL_ENV: temporalConnectionEnv(env),
   };
+}
+
+/** Where the user's config directory is (for the default temporal.toml) on Linux, macOS and Windows. */
+const CONFIG_DIR_VARS = ['HOME', 'XDG_CONFIG_HOME', 'APPDATA'];
+
+/** The variables the connection is made from: every `TEMPORAL_*` one, and those that locate the default file. */
+export function temporalConnectionEnv(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter(
+      (e): e is [string, string] =>
+        (e[0].startsWith('TEMPORAL_') || CONFIG_DIR_VARS.includes(e[0])) && e[1] !== undefined,
+    ),
+  );
+}
+
+/**
+ * Loads `<dir>/.env` into process.env when the file exists (as .env.example describes), never overriding a variable
+ * the environment already has. Called by the entry points only, before loadConfig; loadConfig stays pure.
+ */
+export function loadDotEnv(dir: string): string | null {
+  const path = join(dir, '.env');
+  if (!existsSync(path)) return null;
+  process.loadEnvFile(path);
+  return path;
 }

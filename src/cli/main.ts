@@ -18,7 +18,8 @@ import {
   type GateDecision,
   type GateRecord,
 } from '../activities/analysis/index.js';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
+import { temporalTarget } from '../shared/temporal-target.js';
 import { workflowIds } from '../shared/constants.js';
 import { studyAttributes } from '../shared/search-attributes.js';
 import { checkStudyFiles, loadStudyFile, StudyInvalidError } from '../study/load.js';
@@ -98,16 +99,18 @@ async function connect(sandbox: boolean): Promise<{ client: Client; uiUrl: strin
   const config = loadConfig({ ...process.env, ...(sandbox ? { SANDBOX: 'true' } : {}) }, ROOT, {
     requireRunPodKey: false,
   });
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: '10s' }).catch(
+  const target = temporalTarget(config.TEMPORAL_ENV, { profiles: !sandbox });
+  const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: '10s' }).catch(
     (err: unknown) => {
       throw new UsageError(
-        `cannot reach Temporal at ${config.TEMPORAL_ADDRESS} (${(err as Error).message}); start it (npm run temporal:up) or set TEMPORAL_ADDRESS`,
+        `cannot reach Temporal at ${target.address} (settings from ${target.source}: ${(err as Error).message}); ` +
+          'start it (npm run temporal:up), or set TEMPORAL_ADDRESS or TEMPORAL_PROFILE',
       );
     },
   );
   return {
-    client: new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }),
-    uiUrl: config.TEMPORAL_UI_URL,
+    client: new Client({ connection, namespace: target.namespace }),
+    uiUrl: `${config.TEMPORAL_UI_URL.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(target.namespace)}`,
     taskQueue: config.TASK_QUEUE,
   };
 }
@@ -234,7 +237,7 @@ async function start(args: string[]): Promise<number> {
     handle = client.workflow.getHandle(workflowId);
     console.log(`${workflowId} is already running; following it instead of starting another`);
   }
-  console.log(`Web UI: ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+  console.log(`Web UI: ${uiUrl}/workflows/${encodeURIComponent(workflowId)}`);
   if (values.detach) return 0;
 
   console.log('following progress (Ctrl-C stops following; the workflow keeps running)');
@@ -487,4 +490,5 @@ async function main(argv: string[]): Promise<number> {
 }
 
 // Exit explicitly: an open gRPC connection would otherwise keep the process alive.
+loadDotEnv(ROOT);
 process.exit(await main(process.argv.slice(2)));

@@ -7,6 +7,7 @@ import {
 } from '../activities/reaper/index.js';
 import { RunPodClient } from '../activities/runpod/index.js';
 import type { Env } from '../config.js';
+import { temporalTarget } from '../shared/temporal-target.js';
 import { REAPER_SCHEDULE_ID } from '../shared/constants.js';
 import type { ReaperArgs } from './args.js';
 
@@ -42,9 +43,10 @@ export async function installReaperSchedule(
 export async function reaperCommand({ args, config }: { args: ReaperArgs; config: Env }): Promise<number> {
   const { graceMinutes, everyMinutes } = args;
   const input: ReapOrphanPodsInput = { graceMs: graceMinutes * 60_000, dryRun: args.dryRun };
+  const target = temporalTarget(config.TEMPORAL_ENV, { profiles: !config.SANDBOX });
   const client = new Client({
-    connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
-    namespace: config.TEMPORAL_NAMESPACE,
+    connection: await Connection.connect(target.connectionOptions),
+    namespace: target.namespace,
   });
   if (args.installSchedule) {
     const how = await installReaperSchedule(client, { taskQueue: config.TASK_QUEUE, everyMinutes, input });

@@ -12,6 +12,7 @@ import { SshPodConnector } from '../activities/ssh/index.js';
 import { RunPodClient } from '../activities/runpod/index.js';
 import { HarnessCheckClient } from '../activities/study/index.js';
 import type { Env } from '../config.js';
+import { temporalTarget } from '../shared/temporal-target.js';
 import { PLAN_CACHE_DIR } from '../plan/plan-phase.js';
 import { temporalWorkflowRunState } from './workflow-run-state.js';
 
@@ -21,7 +22,9 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 
 /** The composition root: config -> clients -> activities -> Worker. Nothing else constructs clients. */
 export async function createWorker(config: Env, connection?: NativeConnection): Promise<Worker> {
-  const conn = connection ?? (await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS }));
+  // The Temporal connection as the `temporal` CLI makes it: a temporal.toml profile, TEMPORAL_* variables over it.
+  const target = temporalTarget(config.TEMPORAL_ENV, { profiles: !config.SANDBOX });
+  const conn = connection ?? (await NativeConnection.connect(target.connectionOptions));
   const runpod = new RunPodClient({
     apiKey: config.RUNPOD_API_KEY ?? '',
     baseUrl: config.RUNPOD_BASE_URL,
@@ -35,8 +38,8 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
   // The reaper asks the server who owns a pod; a plain client connection, separate from the worker's.
   const temporal = new Client({
     // Lazy: the worker must start even before this connection is first needed.
-    connection: Connection.lazy({ address: config.TEMPORAL_ADDRESS }),
-    namespace: config.TEMPORAL_NAMESPACE,
+    connection: Connection.lazy(target.connectionOptions),
+    namespace: target.namespace,
   });
   const publicKey = readFileSync(config.SSH_PUBLIC_KEY_PATH ?? `${config.SSH_PRIVATE_KEY_PATH}.pub`, 'utf8').trim();
   // Model metadata (file list, sizes, sha256) for downloads; the token never leaves the worker.
@@ -105,7 +108,7 @@ export async function createWorker(config: Env, connection?: NativeConnection): 
   });
   return Worker.create({
     connection: conn,
-    namespace: config.TEMPORAL_NAMESPACE,
+    namespace: target.namespace,
     taskQueue: config.TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
     activities,

@@ -1,5 +1,8 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, EnvSchema, loadConfig, loadDotEnv } from '../../src/config.js';
 
 describe('loadConfig', () => {
   it('refuses a real run without RUNPOD_API_KEY and says so', () => {
@@ -53,5 +56,37 @@ describe('loadConfig', () => {
     expect(
       loadConfig({ SANDBOX: 'true', TRANSFER_MAX_FILE_BYTES: String(6 * 1024 ** 3) }).TRANSFER_MAX_FILE_BYTES,
     ).toBe(6 * 1024 ** 3);
+  });
+
+  it('documents every variable it reads in .env.example, and that file copied to .env is a valid config', () => {
+    const example = readFileSync('.env.example', 'utf8');
+    const missing = Object.keys(EnvSchema.shape).filter((k) => !new RegExp(`^(# )?${k}=`, 'm').test(example));
+    expect(missing).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), 'dotenv-'));
+    try {
+      writeFileSync(join(dir, '.env'), example);
+      const vars = Object.fromEntries(
+        example
+          .split('\n')
+          .filter((l) => /^[A-Z_]+=/.test(l))
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+      expect(() => loadConfig({ ...vars, RUNPOD_API_KEY: 'k' }, dir)).not.toThrow();
+      // loadDotEnv reads it into the environment without overriding what is set
+      const before = { ...process.env };
+      process.env.RESULTS_DIR = 'mine';
+      delete process.env.TRANSFER_MAX_LOG_BYTES;
+      try {
+        expect(loadDotEnv(dir)).toBe(join(dir, '.env'));
+        expect(process.env.RESULTS_DIR).toBe('mine');
+        expect(process.env.TRANSFER_MAX_LOG_BYTES).toBe('67108864');
+      } finally {
+        for (const k of Object.keys(process.env)) if (!(k in before)) delete process.env[k];
+        Object.assign(process.env, before);
+      }
+      expect(loadDotEnv(join(dir, 'none'))).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
