@@ -1,5 +1,5 @@
 // Brings up (or finds) the sandbox's long-lived processes: Temporal dev server, sandbox daemon, worker.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -93,6 +93,12 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
     }
     await delay(250);
   }
+}
+
+/** scripts/setup.sh without the test-only tools: quick when all is in place, minutes once on a fresh clone. */
+function ensureSetup(rootDir: string): void {
+  const r = spawnSync('bash', [join(rootDir, 'scripts/setup.sh'), '--no-test-tools'], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`set-up failed (bash scripts/setup.sh exited ${r.status ?? r.signal}): see above`);
 }
 
 /** The sandbox needs a real OpenSSH server binary for its pods. */
@@ -210,6 +216,8 @@ async function ensureWorker(paths: SandboxPaths, info: DaemonInfo, restart: bool
 export async function ensureSandbox(opts: { rootDir: string; log?: (l: string) => void }) {
   const log = opts.log ?? (() => undefined);
   requireSshd();
+  // A fresh clone needs only `npm install`: the venv and the Temporal CLI come on first use (cached after).
+  ensureSetup(opts.rootDir);
   const paths = sandboxPaths(opts.rootDir);
   mkdirSync(paths.dir, { recursive: true });
   ensureSshKey(paths);
