@@ -98,7 +98,8 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ti
 /** scripts/setup.sh without the test-only tools: quick when all is in place, minutes once on a fresh clone. */
 function ensureSetup(rootDir: string): void {
   const r = spawnSync('bash', [join(rootDir, 'scripts/setup.sh'), '--no-test-tools'], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`set-up failed (bash scripts/setup.sh exited ${r.status ?? r.signal}): see above`);
+  if (r.status !== 0)
+    throw new Error(`set-up failed (bash scripts/setup.sh exited ${r.status ?? r.signal}): see above`);
 }
 
 /** The sandbox needs a real OpenSSH server binary for its pods. */

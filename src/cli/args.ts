@@ -327,3 +327,19 @@ export function parseSandboxArgs(args: string[]): 'up' | 'down' {
   if ((action !== 'up' && action !== 'down') || extra.length) throw new UsageError('sandbox takes up or down');
   return action;
 }
+
+export function parseListArgs(args: string[]): { sandbox: boolean; json: boolean; all: boolean; limit: number } {
+  const { values } = parseCommandArgs('list', {
+    args,
+    options: {
+      sandbox: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      all: { type: 'boolean', default: false },
+      limit: { type: 'string', default: '50' },
+    },
+  });
+  const limit = Number(values.limit);
+  if (!/^\d+$/.test(values.limit) || limit < 1)
+    throw new UsageError(`--limit must be a whole number >= 1, got ${values.limit}`);
+  return { sandbox: values.sandbox, json: values.json, all: values.all, limit };
+}

@@ -39,6 +39,7 @@ import {
   EXIT,
   parseGateArgs,
   parseImportArgs,
+  parseListArgs,
   parsePlanArgs,
   parseReaperArgs,
   parseSandboxArgs,
@@ -49,6 +50,7 @@ import {
 import { installReaperSchedule, reaperCommand } from './reaper.js';
 import { fetchResultsCommand, parseFetchResultsArgs } from './fetch-results.js';
 import { followStudy } from './follow.js';
+import { formatStudyList, listStudies } from './list.js';
 import { pullKeptRecords, withStudyResults } from './shared-results.js';
 import { formatGateStatus, formatPacket } from './packet-view.js';
 import { decideGateUpdate, gateStatusQuery, raiseBudgetSignal, studyProgressQuery } from '../workflows/messages.js';
@@ -62,6 +64,7 @@ const USAGE = `Usage:
   npm run gate -- <approve|skip|stop> [--study rq1] [--sandbox] [--by NAME] [--reason TEXT]
   npm run gate -- budget [--phase-usd N] [--study-usd N] [--study rq1] [--sandbox] [--by NAME]
   npm run status -- [--study rq1] [--sandbox]
+  npm run list -- [--all] [--limit 50] [--json] [--sandbox]
   npm run report -- [--study rq1] [--sandbox]
   npm run import -- <folder or files...> --study rq1 --phase <phase> --model <repo id> --prompt <name>
                     [--id-column C | --line-column C] [--label-column C] [--prediction-column C]
@@ -442,8 +445,18 @@ async function fetchResults(argv: string[]): Promise<number> {
   });
 }
 
+/** `list`: the running studies (or, with --all, every one), their phase, state and spend. */
+async function list(args: string[]): Promise<number> {
+  const values = parseListArgs(args);
+  const { client } = await connect(values.sandbox);
+  const rows = await listStudies({ client, all: values.all, limit: values.limit });
+  console.log(values.json ? JSON.stringify(rows, null, 2) : formatStudyList(rows, values));
+  return EXIT.ok;
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   start,
+  list,
   plan,
   gate,
   status,

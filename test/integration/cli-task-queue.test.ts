@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { StudyListing } from '../../src/cli/list.js';
 import { workflowIds } from '../../src/shared/constants.js';
 
 const run = promisify(execFile);
@@ -64,5 +65,26 @@ describe('the CLI and TASK_QUEUE', () => {
 
     const described = await client.workflow.getHandle(workflowIds.study(studyName)).describe();
     expect(described.taskQueue).toBe(taskQueue);
+  });
+
+  it('lists the running study by its Study attribute, saying when no worker answers its progress query', async () => {
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') };
+    // Visibility is eventually consistent: the study started above appears within moments.
+    let rows: StudyListing[] = [];
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+      const out = await run('npx', ['tsx', 'src/cli/main.ts', 'list', '--json'], { env });
+      rows = (JSON.parse(out.stdout) as StudyListing[]).filter((r) => r.study === studyName);
+      if (rows.length) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ workflowId: workflowIds.study(studyName), status: 'RUNNING', progress: null });
+    const text = await run('npx', ['tsx', 'src/cli/main.ts', 'list'], { env });
+    expect(text.stdout).toMatch(new RegExp(`^${studyName} +running \\(no worker answered`, 'm'));
+    const bad = await run('npx', ['tsx', 'src/cli/main.ts', 'list', '--limit', '0'], { env }).catch((e: unknown) => e);
+    expect(bad).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--limit must be a whole number') as unknown,
+    });
   });
 });
