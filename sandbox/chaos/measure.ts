@@ -7,16 +7,7 @@ import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, TerminatedFa
 import { modelSlug } from '../../src/shared/constants.js';
 import type { Study } from '../../src/study/schema.js';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../runpod-emulator/random.js';
 
 /** How the session ended: 'completed', 'terminated', or the failure's type. */
 export function outcomeOf(err: unknown): string {

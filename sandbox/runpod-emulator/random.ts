@@ -38,8 +38,8 @@ export class Randomness {
   }
 }
 
-/** Small seedable PRNG for ids and ports when a seed is given. */
-function mulberry32(seed: number): () => number {
+/** Small seedable PRNG for ids and ports when a seed is given (and the chaos run's seeds). */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
